@@ -1,0 +1,101 @@
+// R6: the SDK. predictions.create per-call time vs raw fetch of the same request (c=1, against a bare
+// node:http server answering a prediction, so the client's own cost shows); SSE parse MB/s vs the
+// replicate package's parser; `import "@replicant/sdk"` start-up over `node -e 0`.
+import { spawnSync } from "node:child_process";
+import {
+  alternate,
+  CLIENT_CORE,
+  fmt,
+  machine,
+  main,
+  median,
+  QUICK,
+  ROOT,
+  ratio,
+  round,
+  startProcess,
+} from "./lib.mjs";
+
+const CALLS = QUICK ? 2000 : 10000;
+const IMPORT_RUNS = 20;
+
+async function client(args) {
+  const proc = await startProcess("bench/clients/" + args[0], args.slice(1), { core: CLIENT_CORE });
+  await proc.exited;
+  return proc.ready;
+}
+
+main(["R6-create", "R6-sse", "R6-import"], async () => {
+  console.error("R6 predictions.create");
+  const create = await alternate([{ name: "sdk" }, { name: "fetch" }], async (variant) => {
+    const server = await startProcess("bench/servers/floor-http.mjs", ["canned"]);
+    try {
+      const r = await client(["sdk-create.mjs", variant.name, server.ready.url, String(CALLS)]);
+      return { ...r, rps: 1e6 / r.usPerCall, p50: r.usPerCall };
+    } finally {
+      await server.stop();
+    }
+  });
+  const sdkUs = median(create.sdk.map((r) => r.usPerCall));
+  const fetchUs = median(create.fetch.map((r) => r.usPerCall));
+
+  console.error("R6 SSE parse");
+  const parse = await alternate([{ name: "sdk" }, { name: "replicate" }], async (variant) => {
+    const r = await client(["sse-parse.mjs", variant.name, QUICK ? "4" : "8"]);
+    return { ...r, rps: r.mbPerSecond, p50: Number.NaN };
+  });
+  const sdkMb = median(parse.sdk.map((r) => r.mbPerSecond));
+  const replicateMb = median(parse.replicate.map((r) => r.mbPerSecond));
+
+  console.error("R6 import time");
+  const time = (args) => {
+    const started = process.hrtime.bigint();
+    const result = spawnSync("taskset", ["-c", CLIENT_CORE, process.execPath, ...args], { cwd: ROOT });
+    if (result.status !== 0) throw new Error(`node ${args.join(" ")}: ${result.stderr}`);
+    return Number(process.hrtime.bigint() - started) / 1e6;
+  };
+  const bare = [];
+  const sdk = [];
+  const importArgs = ["--input-type=module", "-e", 'import "@replicant/sdk";'];
+  time(["-e", "0"]);
+  time(importArgs);
+  for (let i = 0; i < IMPORT_RUNS; i++) {
+    if (i % 2 === 0) {
+      bare.push(time(["-e", "0"]));
+      sdk.push(time(importArgs));
+    } else {
+      sdk.push(time(importArgs));
+      bare.push(time(["-e", "0"]));
+    }
+  }
+  const importMs = median(sdk) - median(bare);
+  // Without the SDK: what ESM mode itself costs over `node -e 0`, for context.
+  const esm = [];
+  for (let i = 0; i < 10; i++) esm.push(time(["--input-type=module", "-e", "0"]));
+
+  const createValue = sdkUs / fetchUs;
+  const sseValue = sdkMb / replicateMb;
+  return [
+    ratio(
+      "R6-create",
+      round(createValue, 3),
+      "≤ 1.1× raw fetch time per call",
+      createValue <= 1.1,
+      `predictions.create ${sdkUs.toFixed(0)} µs/call vs fetch ${fetchUs.toFixed(0)} µs/call (${CALLS.toLocaleString("en-US")} sequential calls per run, ${create.sdk.length} rounds); ${machine()}`,
+    ),
+    ratio(
+      "R6-sse",
+      round(sseValue, 2),
+      "≥ 2× the replicate package's SSE parse MB/s",
+      sseValue >= 2,
+      `parseSSEStream ${sdkMb.toFixed(1)} MB/s vs replicate (TextDecoderStream + EventSourceParserStream) ${replicateMb.toFixed(1)} MB/s on the same bytes (1 KB chunks, the replicate parser's best case; output and logs events)`,
+    ),
+    ratio(
+      "R6-import",
+      round(importMs, 1),
+      "≤ 20 ms over node -e 0",
+      importMs <= 20,
+      `node --input-type=module -e 'import "@replicant/sdk"' ${median(sdk).toFixed(1)} ms vs node -e 0 ${median(bare).toFixed(1)} ms (medians of ${IMPORT_RUNS}, alternating); ESM mode alone ${fmt.x(median(esm) / median(bare))} of node -e 0 (${median(esm).toFixed(1)} ms)`,
+    ),
+  ];
+});

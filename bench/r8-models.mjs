@@ -1,0 +1,260 @@
+// R8 (docs: shared/design/performance.md): the overhead of running each built-in model through the
+// full API path (HTTP create with Prefer: wait → server → runner process → predictor → file outputs stored
+// and downloaded) over calling the model library directly, measured side by side in one run; the predictor
+// interface alone (in process) is reported beside it.
+// Usage: npm run build && node bench/r8-models.mjs [--rounds 5] [--only ocr,classify] [--with-background-removal]
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "5" },
+    only: { type: "string" },
+    "with-background-removal": { type: "boolean", default: false },
+    gguf: {
+      type: "string",
+      default: new URL("../../shared/models/llama-2-tiny-random.gguf", import.meta.url).pathname,
+    },
+  },
+});
+const rounds = Number(values.rounds);
+const kit = await import("@replicant/model-kit");
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function time(fn) {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+const { startTestServer } = await import("@replicant/testing");
+const server = await startTestServer({ fileOutputs: "url" });
+
+/** A prediction through the whole API path; file outputs are downloaded, as a client would. */
+async function viaApi(model, input) {
+  const response = await fetch(`${server.apiUrl}/models/${model}/predictions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${server.token}`, "content-type": "application/json", prefer: "wait" },
+    body: JSON.stringify({ input }),
+  });
+  const prediction = await response.json();
+  if (prediction.status !== "succeeded")
+    throw new Error(`${model}: ${prediction.status} ${prediction.error ?? prediction.detail ?? ""}`);
+  if (typeof prediction.output === "string" && prediction.output.startsWith("http")) {
+    await (await fetch(prediction.output)).arrayBuffer();
+  }
+  return prediction;
+}
+
+const dataUri = (bytes, type) => `data:${type};base64,${Buffer.from(bytes).toString("base64")}`;
+
+/**
+ * Alternates direct, predictor and API calls, rotating the order each round; returns median ms of each.
+ */
+async function compare(direct, viaPredictor, api) {
+  const variants = [["direct", direct], ["predictor", viaPredictor], ...(api ? [["api", api]] : [])];
+  const times = Object.fromEntries(variants.map(([name]) => [name, []]));
+  for (const [, fn] of variants) await fn();
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? variants : [...variants].reverse();
+    for (const [name, fn] of order) times[name].push(await time(fn));
+  }
+  return Object.fromEntries(Object.entries(times).map(([name, xs]) => [name, median(xs)]));
+}
+
+const results = [];
+const cases = {
+  async ocr() {
+    const { default: ocr, terminateWorkers } = await import("@replicant/model-ocr");
+    const runner = await kit.directRunner(ocr);
+    const image = join(runner.scratchDir, "text.png");
+    await writeFile(
+      image,
+      kit.encodePng(kit.renderText("THE QUICK BROWN FOX\nJUMPS OVER 13 LAZY DOGS", { scale: 3 })),
+    );
+    const worker = await runner.state.workers.get("eng");
+    const imageBytes = await readFile(image);
+    const r = await compare(
+      () => worker.recognize(image),
+      () => runner.predict({ image }),
+      () => viaApi("replicant/ocr", { image: dataUri(imageBytes, "image/png") }),
+    );
+    await terminateWorkers(runner.state);
+    return r;
+  },
+  async classify() {
+    const { default: classify, classifyPixels } = await import("@replicant/model-classify");
+    const runner = await kit.directRunner(classify);
+    const image = join(runner.scratchDir, "doc.png");
+    await writeFile(image, kit.encodePng(kit.renderText("CLASSIFY\nTHIS", { scale: 6 })));
+    return compare(
+      async () => {
+        const decoded = await kit.decodeImageFile(image);
+        await classifyPixels(runner.state.model, kit.toRgb(decoded), decoded.width, decoded.height);
+      },
+      () => runner.predict({ image }),
+      async () => viaApi("replicant/classify", { image: dataUri(await readFile(image), "image/png") }),
+    );
+  },
+  async upscale() {
+    const { default: upscale, upscalePixels } = await import("@replicant/model-upscale");
+    const runner = await kit.directRunner(upscale);
+    const rgba = kit.renderText("UP", { scale: 8 });
+    const image = join(runner.scratchDir, "up.png");
+    await writeFile(image, kit.encodePng(rgba));
+    return compare(
+      async () => {
+        const decoded = await kit.decodeImageFile(image);
+        const out = upscalePixels(
+          runner.state.models.get(2),
+          2,
+          kit.toRgb(decoded),
+          decoded.width,
+          decoded.height,
+        );
+        kit.encodePng(kit.fromRgb(out.rgb, out.width, out.height));
+      },
+      () => runner.predict({ image, scale: 2 }),
+      async () =>
+        viaApi("replicant/upscale", { image: dataUri(await readFile(image), "image/png"), scale: 2 }),
+    );
+  },
+  async tts() {
+    const { default: tts } = await import("@replicant/model-tts");
+    const runner = await kit.directRunner(tts);
+    const text = "The quick brown fox jumps over the lazy dog.";
+    return compare(
+      () => runner.state.meSpeak.speak(text, { rawdata: "array", voice: "en/en-us", speed: 175, pitch: 50 }),
+      () => runner.predict({ text }),
+      () => viaApi("replicant/tts", { text }),
+    );
+  },
+  async "char-lm"() {
+    const { default: charLm, randomSource } = await import("@replicant/model-char-lm");
+    const runner = await kit.directRunner(charLm);
+    const model = runner.state.model;
+    return compare(
+      () => {
+        const random = randomSource(1);
+        let history = "Alice ";
+        for (let i = 0; i < 500; i++) history = (history + model.sample(history, 0.7, random)).slice(-10);
+      },
+      async () => kit.collect(await runner.predict({ prompt: "Alice ", max_tokens: 500, seed: 1 })),
+      () => viaApi("replicant/char-lm", { prompt: "Alice ", max_tokens: 500, seed: 1 }),
+    );
+  },
+  async "llm-gguf"() {
+    const { existsSync } = await import("node:fs");
+    if (!existsSync(values.gguf)) return { skipped: `no GGUF at ${values.gguf}` };
+    const { default: llm } = await import("@replicant/model-llm-gguf");
+    const { LlamaCompletion } = await import("node-llama-cpp");
+    const runner = await kit.directRunner(llm, { weights: values.gguf });
+    const headers = { authorization: `Bearer ${server.token}`, "content-type": "application/json" };
+    await fetch(`${server.apiUrl}/models`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ owner: "local", name: "bench-llm", visibility: "private", hardware: "cpu" }),
+    });
+    await fetch(`${server.apiUrl}/replicant/models/local/bench-llm/versions`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ template: "llm-gguf", weights_path: values.gguf }),
+    });
+    const { context } = runner.state;
+    const tokens = 128;
+    return compare(
+      async () => {
+        const sequence = context.getSequence();
+        const completion = new LlamaCompletion({ contextSequence: sequence });
+        let n = 0;
+        await completion.generateCompletion("Once upon a time", {
+          maxTokens: tokens,
+          seed: 1,
+          onToken: (t) => (n += t.length),
+        });
+        completion.dispose();
+        sequence.dispose();
+      },
+      async () =>
+        kit.collect(await runner.predict({ prompt: "Once upon a time", max_tokens: tokens, seed: 1 })),
+      () => viaApi("local/bench-llm", { prompt: "Once upon a time", max_tokens: tokens, seed: 1 }),
+    );
+  },
+  async "background-removal"() {
+    if (!values["with-background-removal"])
+      return { skipped: "pass --with-background-removal (about 4 s a call)" };
+    const { default: bg, modelsUrl } = await import("@replicant/model-background-removal");
+    const { removeBackground } = await import("@imgly/background-removal-node");
+    const runner = await kit.directRunner(bg);
+    const image = join(runner.scratchDir, "bg.png");
+    const bytes = kit.encodePng(kit.renderText("BG", { scale: 16 }));
+    await writeFile(image, bytes);
+    return compare(
+      () =>
+        removeBackground(new Blob([bytes], { type: "image/png" }), {
+          publicPath: modelsUrl(),
+          model: "small",
+          output: { format: "image/png" },
+        }),
+      () => runner.predict({ image, model: "small" }),
+    );
+  },
+};
+
+const only = values.only?.split(",");
+for (const [name, run] of Object.entries(cases)) {
+  if (only && !only.includes(name)) continue;
+  try {
+    results.push({ model: name, ...(await run()) });
+  } catch (error) {
+    results.push({
+      model: name,
+      skipped: `failed: ${error instanceof Error ? error.message : String(error)}`,
+    });
+  }
+}
+
+// Target (R8): the full API path's overhead ≤ 3 % over the library called directly (ratio ≤ 1.03).
+console.log(
+  `\nR8 models: full API path and predictor interface vs direct library call, median of ${rounds} rounds`,
+);
+console.log("model               direct ms   predictor ms   API ms   API ratio   target   result");
+const table = [];
+const ratios = [];
+for (const r of results) {
+  if (r.skipped) {
+    console.log(`${r.model.padEnd(20)}skipped: ${r.skipped}`);
+    table.push(r);
+    ratios.push({
+      id: `R8-${r.model}`,
+      value: null,
+      target: "≤ 1.03× direct",
+      pass: null,
+      detail: `skipped: ${r.skipped}`,
+    });
+    continue;
+  }
+  const ratio = r.api / r.direct;
+  const pass = ratio <= 1.03;
+  table.push({ ...r, ratio, target: 1.03, pass });
+  ratios.push({
+    id: `R8-${r.model}`,
+    value: Math.round(ratio * 1000) / 1000,
+    target: "≤ 1.03× the library called directly (full API path)",
+    pass,
+    detail: `API path ${r.api.toFixed(1)} ms vs direct ${r.direct.toFixed(1)} ms; predictor in process ${r.predictor.toFixed(1)} ms (${(r.predictor / r.direct).toFixed(3)}×); median of ${rounds} rounds`,
+  });
+  console.log(
+    `${r.model.padEnd(20)}${r.direct.toFixed(1).padStart(9)}   ${r.predictor.toFixed(1).padStart(12)}   ${r.api.toFixed(1).padStart(6)}   ${ratio.toFixed(3).padStart(9)}   ≤ 1.03   ${pass ? "PASS" : "FAIL"}`,
+  );
+}
+const { mkdir } = await import("node:fs/promises");
+await mkdir(new URL("./results/", import.meta.url), { recursive: true });
+await writeFile(
+  new URL("./results/r8-models.json", import.meta.url),
+  `${JSON.stringify({ rounds, results: table }, null, 2)}\n`,
+);
+await server.close();
+console.log(JSON.stringify({ ratios }));
+process.exit(0);

@@ -1,0 +1,15 @@
+export * from "./cog-client.js";
+export * from "./cog-server.js";
+export { progressLine } from "./execute.js";
+export * from "./in-process-runner.js";
+export * from "./inputs.js";
+export { contentTypeOf, extensionOf } from "./mime.js";
+export { materializeOutput } from "./output-files.js";
+export * from "./outputs.js";
+export * from "./predictor.js";
+export * from "./runner-host.js";
+export * from "./runner-pool.js";
+export type { PredictorDescription } from "./runner-protocol.js";
+export * from "./runner-types.js";
+export * from "./schema.js";
+export * from "./validate.js";

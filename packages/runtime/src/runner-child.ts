@@ -1,0 +1,78 @@
+/**
+ * Entry point of a runner child process: `node runner-child.js <predictor.js>`, forked with an IPC channel.
+ * Loads the predictor, runs setup once, then serves run/cancel messages concurrently.
+ */
+import { captureConsoleOutput, describePredictor, execute, loadPredictor, logScope } from "./execute.js";
+import type { AnyPredictor } from "./predictor.js";
+import type { ChildMessage, HostMessage } from "./runner-protocol.js";
+
+const send = (message: ChildMessage) => {
+  process.send?.(message);
+};
+
+captureConsoleOutput();
+
+async function main() {
+  const path = process.argv[2];
+  if (!path) throw new Error("usage: runner-child <predictor.js>");
+  const weights = process.env.REPLICANT_WEIGHTS || undefined;
+  let setupLogs = "";
+  const setupLog = (text: string) => {
+    setupLogs += text;
+    send({ type: "setup_log", text });
+  };
+  let predictor: AnyPredictor;
+  let state: unknown;
+  try {
+    predictor = await logScope.run(setupLog, () => loadPredictor(path));
+    send({ type: "loaded", description: describePredictor(predictor) });
+    const setup = predictor.setup;
+    if (setup) {
+      const ctx = weights
+        ? { log: (text: string) => setupLog(text.endsWith("\n") ? text : `${text}\n`), weights }
+        : { log: (text: string) => setupLog(text.endsWith("\n") ? text : `${text}\n`) };
+      state = await logScope.run(setupLog, () => setup.call(predictor, ctx));
+    }
+  } catch (error) {
+    const stack = error instanceof Error && error.stack ? error.stack : String(error);
+    setupLogs += `${stack}\n`;
+    send({
+      type: "setup_failed",
+      error: error instanceof Error ? error.message : String(error),
+      logs: setupLogs,
+    });
+    return;
+  }
+
+  const running = new Map<string, AbortController>();
+  process.on("message", (message: HostMessage) => {
+    if (message.type === "cancel") {
+      running.get(message.id)?.abort();
+      return;
+    }
+    const { id } = message;
+    const controller = new AbortController();
+    running.set(id, controller);
+    const job = { id, kind: message.kind, input: message.input, scratchDir: message.scratchDir, weights };
+    execute(predictor, state, job, controller.signal, {
+      log: (text) => send({ type: "log", id, text }),
+      output: (index, value) => send({ type: "output", id, index, value }),
+    }).then((result) => {
+      running.delete(id);
+      send({ type: "done", id, ...result });
+    });
+  });
+  send({ type: "ready" });
+}
+
+process.on("disconnect", () => process.exit(0));
+// Anything thrown outside a prediction's promise chain leaves the process in an unknown state: report and exit.
+process.on("uncaughtException", (error: unknown) => {
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const stack = error instanceof Error && error.stack ? error.stack : message;
+  if (!process.connected) process.exit(1);
+  process.send?.({ type: "fatal", error: message, stack } satisfies ChildMessage, () => process.exit(1));
+});
+main().catch((error: unknown) => {
+  send({ type: "setup_failed", error: String(error), logs: String(error) });
+});

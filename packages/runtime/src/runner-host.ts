@@ -1,0 +1,298 @@
+/** One runner child process seen from the parent: boot, setup, concurrent runs, cancel, crash handling. */
+import { type ChildProcess, fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { ChildMessage, DoneMessage, HostMessage, PredictorDescription } from "./runner-protocol.js";
+import type { RunCallbacks, RunRequest, RunResult } from "./runner-types.js";
+
+export interface RunnerHostOptions {
+  /** Absolute path of a compiled module whose default export is a predictor. */
+  predictorPath: string;
+  /** How long a canceled (or timed-out) run may take to stop before the process is killed. Default 5000. */
+  cancelGraceMs?: number;
+  /** Per-run limit; the run fails and, if it ignores the abort, its process is killed. Default none. */
+  predictionTimeoutMs?: number;
+  /** Limit on setup (import + setup()). Default none. */
+  setupTimeoutMs?: number;
+  /** V8 heap limit of the child (`--max-old-space-size`). Default Node's. */
+  maxOldSpaceSizeMb?: number;
+  /** A trained version's weights, passed to setup/predict as `ctx.weights`. */
+  weights?: string;
+  env?: Record<string, string>;
+  execArgv?: string[];
+}
+
+export type RunnerState = "starting" | "ready" | "setup_failed" | "exited";
+
+export class SetupFailedError extends Error {
+  constructor(
+    message: string,
+    readonly logs: string,
+  ) {
+    super(message);
+    this.name = "SetupFailedError";
+  }
+}
+
+interface InFlight {
+  request: RunRequest;
+  callbacks: RunCallbacks;
+  resolve: (result: RunResult) => void;
+  items: unknown[];
+  /** Why this run must end no matter what the child says (timeout or cancel). */
+  outcome?: RunResult;
+  timers: NodeJS.Timeout[];
+  onAbort: () => void;
+}
+
+const childPath = fileURLToPath(new URL("./runner-child.js", import.meta.url));
+const STDERR_TAIL = 4096;
+
+export class RunnerHost {
+  state: RunnerState = "starting";
+  description: PredictorDescription | undefined;
+  setupLogs = "";
+  readonly setupStartedAt = new Date();
+  setupCompletedAt: Date | undefined;
+  /** Resolves after setup, rejects with SetupFailedError. */
+  readonly ready: Promise<void>;
+  /** Resolves once the predictor module is loaded (before setup), rejects if it never is. */
+  readonly described: Promise<PredictorDescription>;
+  /** Resolves when the process has exited, with the reason. */
+  readonly exited: Promise<string>;
+  /** Called with each chunk of setup output as it happens. */
+  onSetupLog: ((text: string) => void) | undefined;
+  /** Called when a run ends (the slot is free again). */
+  onIdleSlot: (() => void) | undefined;
+
+  private readonly child: ChildProcess;
+  private readonly inFlight = new Map<string, InFlight>();
+  private readonly options: RunnerHostOptions;
+  private stderrTail = "";
+  private killReason: string | undefined;
+  private closing = false;
+  private settleReady!: (error?: SetupFailedError) => void;
+  private settleDescribed!: (description: PredictorDescription | Error) => void;
+
+  constructor(options: RunnerHostOptions) {
+    this.options = options;
+    const execArgv = [...(options.execArgv ?? [])];
+    if (options.maxOldSpaceSizeMb) execArgv.push(`--max-old-space-size=${options.maxOldSpaceSizeMb}`);
+    const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+    if (options.weights) env.REPLICANT_WEIGHTS = options.weights;
+    this.ready = new Promise<void>((resolve, reject) => {
+      this.settleReady = (error) => (error ? reject(error) : resolve());
+    });
+    this.ready.catch(() => {});
+    this.described = new Promise<PredictorDescription>((resolve, reject) => {
+      this.settleDescribed = (value) => (value instanceof Error ? reject(value) : resolve(value));
+    });
+    this.described.catch(() => {});
+    this.ready.catch((error: Error) => this.settleDescribed(error));
+    this.child = fork(childPath, [options.predictorPath], {
+      execArgv,
+      env,
+      serialization: "json",
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    this.child.stdout?.setEncoding("utf8").on("data", (text: string) => this.stray(text));
+    this.child.stderr?.setEncoding("utf8").on("data", (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL);
+      this.stray(text);
+    });
+    this.child.on("message", (message: ChildMessage) => this.receive(message));
+    this.child.on("error", () => {});
+    this.exited = new Promise((resolve) => {
+      this.child.on("exit", (code, signal) => resolve(this.handleExit(code, signal)));
+    });
+    if (options.setupTimeoutMs) {
+      const timer = setTimeout(() => {
+        if (this.state === "starting") this.kill(`setup did not finish within ${options.setupTimeoutMs} ms`);
+      }, options.setupTimeoutMs);
+      timer.unref();
+      this.ready.then(
+        () => clearTimeout(timer),
+        () => clearTimeout(timer),
+      );
+    }
+  }
+
+  get concurrency(): number {
+    return this.description?.concurrency ?? 1;
+  }
+
+  get activeRuns(): number {
+    return this.inFlight.size;
+  }
+
+  get hasFreeSlot(): boolean {
+    return this.state === "ready" && !this.closing && this.inFlight.size < this.concurrency;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Starts a run on this process. The caller keeps within `concurrency`. Never rejects. */
+  run(request: RunRequest, callbacks: RunCallbacks): Promise<RunResult> {
+    if (this.state !== "ready") {
+      return Promise.resolve({ status: "failed", error: `runner is not ready (${this.state})` });
+    }
+    if (request.signal.aborted) return Promise.resolve({ status: "canceled" });
+    return new Promise<RunResult>((resolve) => {
+      const entry: InFlight = { request, callbacks, resolve, items: [], timers: [], onAbort: () => {} };
+      entry.onAbort = () => this.stop(entry, { status: "canceled" });
+      request.signal.addEventListener("abort", entry.onAbort, { once: true });
+      const timeout = this.options.predictionTimeoutMs;
+      if (timeout) {
+        const seconds = timeout / 1000;
+        entry.timers.push(
+          setTimeout(
+            () => this.stop(entry, { status: "failed", error: `Prediction timed out after ${seconds}s` }),
+            timeout,
+          ),
+        );
+      }
+      this.inFlight.set(request.id, entry);
+      this.send({
+        type: "run",
+        id: request.id,
+        kind: request.kind,
+        input: request.input,
+        scratchDir: request.scratchDir,
+      });
+      callbacks.onStart();
+    });
+  }
+
+  /** Kills the process (SIGKILL); in-flight runs fail with `reason`. */
+  kill(reason = "runner was shut down"): Promise<string> {
+    this.killReason ??= reason;
+    this.closing = true;
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    return this.exited;
+  }
+
+  /** Asks the child to stop a run; kills the process if it does not within the grace period. */
+  private stop(entry: InFlight, outcome: RunResult) {
+    if (entry.outcome) return;
+    entry.outcome = outcome;
+    this.send({ type: "cancel", id: entry.request.id });
+    const grace = this.options.cancelGraceMs ?? 5000;
+    const timer = setTimeout(() => {
+      const why = outcome.status === "canceled" ? "being canceled" : "timing out";
+      this.kill(`prediction ${entry.request.id} did not stop within ${grace / 1000}s of ${why}`);
+    }, grace);
+    timer.unref();
+    entry.timers.push(timer);
+  }
+
+  private send(message: HostMessage) {
+    if (this.child.connected) this.child.send(message);
+  }
+
+  private finish(id: string, result: RunResult) {
+    const entry = this.inFlight.get(id);
+    if (!entry) return;
+    this.inFlight.delete(id);
+    for (const timer of entry.timers) clearTimeout(timer);
+    entry.request.signal.removeEventListener("abort", entry.onAbort);
+    entry.resolve(entry.outcome ?? result);
+    this.onIdleSlot?.();
+  }
+
+  private receive(message: ChildMessage) {
+    switch (message.type) {
+      case "log":
+        this.inFlight.get(message.id)?.callbacks.onLog(message.text);
+        return;
+      case "output": {
+        const entry = this.inFlight.get(message.id);
+        if (!entry) return;
+        entry.items.push(message.value);
+        entry.callbacks.onOutput(message.index, message.value);
+        return;
+      }
+      case "done":
+        this.finish(message.id, this.toResult(message));
+        return;
+      case "fatal":
+        this.killReason ??= `runner process crashed: ${message.error}`;
+        this.stray(`${message.stack}\n`);
+        return;
+      case "loaded":
+        this.description = message.description;
+        this.settleDescribed(message.description);
+        return;
+      case "setup_log":
+        this.setupLogs += message.text;
+        this.onSetupLog?.(message.text);
+        return;
+      case "ready":
+        this.state = "ready";
+        this.setupCompletedAt = new Date();
+        this.settleReady();
+        return;
+      case "setup_failed":
+        this.state = "setup_failed";
+        this.setupCompletedAt = new Date();
+        this.setupLogs = message.logs;
+        this.settleReady(new SetupFailedError(`Setup failed: ${message.error}`, message.logs));
+        this.kill("setup failed");
+        return;
+    }
+  }
+
+  private toResult(message: DoneMessage): RunResult {
+    const entry = this.inFlight.get(message.id);
+    const metrics = message.metrics ? { metrics: message.metrics } : {};
+    if (message.status === "succeeded") {
+      return {
+        status: "succeeded",
+        output: message.outputIsItems ? entry?.items : message.output,
+        ...metrics,
+      };
+    }
+    if (message.status === "failed")
+      return { status: "failed", error: message.error ?? "failed", ...metrics };
+    return { status: "canceled" };
+  }
+
+  /** Output the child wrote outside any log scope (native code, crashes): credit it to the only run, if one. */
+  private stray(text: string) {
+    if (this.state === "starting") {
+      this.setupLogs += text;
+      this.onSetupLog?.(text);
+      return;
+    }
+    if (this.inFlight.size === 1) {
+      for (const entry of this.inFlight.values()) entry.callbacks.onLog(text);
+    }
+  }
+
+  private handleExit(code: number | null, signal: NodeJS.Signals | null): string {
+    const wasStarting = this.state === "starting";
+    this.state = "exited";
+    let reason: string;
+    if (/heap out of memory|Reached heap limit/i.test(this.stderrTail)) {
+      const limit = this.options.maxOldSpaceSizeMb
+        ? ` (heap limit ${this.options.maxOldSpaceSizeMb} MB)`
+        : "";
+      reason = `runner process ran out of memory${limit}`;
+    } else if (this.killReason) {
+      reason = this.killReason;
+    } else {
+      const how = signal ? `signal ${signal}` : `code ${code}`;
+      const tail = this.stderrTail.trim().split("\n").slice(-5).join("\n");
+      reason = `runner process exited unexpectedly (${how})${tail ? `:\n${tail}` : ""}`;
+    }
+    if (wasStarting) {
+      this.setupCompletedAt = new Date();
+      this.settleReady(new SetupFailedError(`Setup failed: ${reason}`, this.setupLogs));
+    }
+    for (const [id, entry] of [...this.inFlight]) {
+      // A run whose cancel/timeout forced the kill ends as decided; the others lose their process.
+      this.finish(id, entry.outcome ?? { status: "failed", error: reason });
+    }
+    return reason;
+  }
+}

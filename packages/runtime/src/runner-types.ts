@@ -1,0 +1,51 @@
+/**
+ * The runner interface the server's director drives. Structurally identical to
+ * packages/server/src/runners/types.ts so the server can re-export these (runtime must not import server).
+ */
+
+/** A file produced by a predictor, before the server stores it and replaces it with a URL. */
+export interface FileValue {
+  /** Marker so a FileValue can be told from user JSON after crossing a process boundary. */
+  __replicant_file__: true;
+  /** Absolute path of the file on this machine. */
+  path: string;
+  content_type?: string;
+}
+
+export function isFileValue(value: unknown): value is FileValue {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    (value as { __replicant_file__?: unknown }).__replicant_file__ === true &&
+    typeof (value as { path?: unknown }).path === "string"
+  );
+}
+
+export interface RunRequest {
+  id: string;
+  input: Record<string, unknown>;
+  /** Aborted when the prediction is canceled or times out. */
+  signal: AbortSignal;
+  /** A directory the run may write into; removed by the director afterwards. */
+  scratchDir: string;
+  /** Training runs call `train()` instead of `predict()`. */
+  kind: "prediction" | "training";
+}
+
+export interface RunCallbacks {
+  /** The predictor began running (the prediction becomes `processing`). */
+  onStart(): void;
+  onLog(text: string): void;
+  /** One item of an iterator output, in order from 0. */
+  onOutput(index: number, value: unknown): void;
+}
+
+export type RunResult =
+  | { status: "succeeded"; output: unknown; metrics?: Record<string, number> }
+  | { status: "failed"; error: string; metrics?: Record<string, number> }
+  | { status: "canceled" };
+
+export interface ModelRunner {
+  run(request: RunRequest, callbacks: RunCallbacks): Promise<RunResult>;
+  close(): Promise<void>;
+}

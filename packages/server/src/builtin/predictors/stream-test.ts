@@ -1,0 +1,26 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { definePredictor, input, output } from "@replicant/runtime";
+
+/** Streams `tokens` strings with a delay, one log line each; fails at the end when asked. */
+export default definePredictor({
+  input: {
+    tokens: input.integer({ description: "How many tokens to emit", default: 10, ge: 0, le: 10000 }),
+    delay_ms: input.integer({
+      description: "Delay between tokens, in milliseconds",
+      default: 50,
+      ge: 0,
+      le: 60000,
+    }),
+    fail: input.boolean({ description: "End with an error", default: false }),
+  },
+  output: output.iterator(output.string(), { display: "concatenate" }),
+  concurrency: 32,
+  async *predict({ tokens, delay_ms, fail }, ctx) {
+    for (let i = 1; i <= tokens; i++) {
+      if (delay_ms > 0) await sleep(delay_ms, undefined, { signal: ctx.signal });
+      ctx.log(`emitting token ${i}`);
+      yield `token-${i} `;
+    }
+    if (fail) throw new Error("stream-test failed as requested");
+  },
+});

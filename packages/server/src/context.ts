@@ -1,0 +1,26 @@
+import type { BlobStore, EventBus, JobQueue, Store } from "./backends/types.js";
+import type { ServerConfig } from "./config.js";
+import type { UrlSigner } from "./urls.js";
+import type { VersionCache } from "./version-cache.js";
+
+/** What every route, the director and the webhook dispatcher share. */
+export interface ServerContext {
+  config: ServerConfig;
+  store: Store;
+  queue: JobQueue;
+  blobs: BlobStore;
+  bus: EventBus;
+  urls: UrlSigner;
+  /** Versions by id, cached: they never change. */
+  versions: VersionCache;
+  /** Current time; tests may replace it. */
+  now: () => Date;
+  /** Drops a revoked token from caches. */
+  onTokenRevoked?: (hash: string) => void;
+}
+
+export const PREDICTIONS_QUEUE = "predictions";
+
+export function predictionChannel(id: string): string {
+  return `prediction:${id}`;
+}

@@ -1,0 +1,441 @@
+import { randomUUID } from "node:crypto";
+import { mkdir, mkdtemp, rm, rmdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isTerminal, type PredictionStatus } from "@replicant/protocol";
+import type {
+  LeasedJob,
+  OutboxInsert,
+  PredictionPatch,
+  PredictionRecord,
+  VersionRecord,
+} from "./backends/types.js";
+import { PREDICTIONS_QUEUE, predictionChannel, type ServerContext } from "./context.js";
+import type { FileOutputs } from "./file-outputs.js";
+import type { ModelRunner, RunResult } from "./runners/types.js";
+import { outboxFor, wantsEvent } from "./webhook-events.js";
+
+export const DEADLINES_QUEUE = "deadlines";
+
+/** Resolves file inputs (data URIs, this server's file URLs, http(s) URLs) to local paths. */
+export type MaterializeInputs = (
+  record: PredictionRecord,
+  version: VersionRecord,
+  scratchDir: string,
+) => Promise<Record<string, unknown>>;
+
+/** Finds the runner of a version (bound to its trained weights, if any). */
+export interface RunnerResolver {
+  resolve(version: VersionRecord, record: PredictionRecord): Promise<ModelRunner>;
+}
+
+export interface DirectorHooks {
+  /** Called after a webhook outbox row was written, so the dispatcher delivers it without waiting. */
+  onOutbox?: () => void;
+  /** A training succeeded: create the destination's new version; returns the training's output. */
+  finishTraining?: (record: PredictionRecord, output: unknown) => Promise<unknown>;
+}
+
+/**
+ * Usually the directory was never created (or is empty): a plain rmdir settles it, where a recursive rm
+ * always pays for a synchronous lstat and a directory walk first.
+ */
+async function removeScratch(dir: string): Promise<void> {
+  try {
+    await rmdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+const LEASE_MS = 60_000;
+const FLUSH_INTERVAL_MS = 100;
+const WEBHOOK_THROTTLE_MS = 500;
+
+interface RunState {
+  record: PredictionRecord;
+  attempt: number;
+  controller: AbortController;
+  timedOut: boolean;
+  output: unknown[];
+  logs: string;
+  startedAt: string | null;
+  dirty: boolean;
+  flushing: Promise<void>;
+  lastWebhookAt: number;
+  pendingWebhook: { output: boolean; logs: boolean };
+}
+
+/**
+ * Leases prediction jobs from the queue and runs them. The prediction row is the truth: every state
+ * change is a fenced compare-and-set, so a canceled prediction or a stale attempt changes nothing.
+ */
+export class Director {
+  private readonly running = new Map<string, RunState>();
+  /** Jobs leased and not yet finished (a superset of `running`). */
+  private leased = 0;
+  private readonly workerId = randomUUID();
+  private pumping = false;
+  private pumpAgain = false;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private unsubscribeQueue: (() => void) | undefined;
+  /** A private (0700, random name) directory holding the runs' scratch directories. */
+  private scratchRoot: Promise<string> | undefined;
+  private scratchSeq = 0;
+  /** Per version id: whether its inputs or outputs can be files (so a run needs its scratch directory). */
+  private readonly usesFiles = new Map<string, boolean>();
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly runners: RunnerResolver,
+    private readonly materialize: MaterializeInputs,
+    private readonly fileOutputs: FileOutputs,
+    private readonly hooks: DirectorHooks = {},
+  ) {}
+
+  /** Brings every unfinished prediction to a path to a terminal state, then starts leasing. */
+  async start(recover: boolean): Promise<void> {
+    if (recover) await this.recover();
+    this.unsubscribeQueue = this.ctx.queue.onAvailable(() => this.pump());
+    this.timer = setInterval(() => {
+      void this.ctx.queue.recoverExpired().then(
+        () => this.pump(),
+        () => undefined,
+      );
+    }, 1000);
+    this.timer.unref();
+    this.pump();
+  }
+
+  async stop(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.unsubscribeQueue?.();
+    for (const state of this.running.values()) state.controller.abort();
+    const deadline = Date.now() + 5000;
+    while (this.leased > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (this.scratchRoot && this.leased === 0) {
+      const root = await this.scratchRoot.catch(() => undefined);
+      if (root) await rm(root, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  get activeCount(): number {
+    return this.running.size;
+  }
+
+  /**
+   * After a crash: a prediction that was running fails (running it again could repeat its side
+   * effects); one that never started is queued again.
+   */
+  private async recover(): Promise<void> {
+    const { store, queue } = this.ctx;
+    for (const record of await store.listUnfinishedPredictions()) {
+      if (record.status === "processing") {
+        await this.finish(record, record.attempt, {
+          status: "failed",
+          error:
+            "The server stopped while this prediction was running, so it was not completed. Create it again to retry.",
+        });
+        await queue.remove(record.id);
+      } else {
+        // Its old lease belonged to the dead process: put it back as a fresh job.
+        await queue.remove(record.id);
+        await queue.enqueue({ id: record.id, queue: PREDICTIONS_QUEUE });
+      }
+    }
+  }
+
+  pump(): void {
+    if (this.closed) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    // On the next turn of the event loop: the enqueues and completions of one turn then share one
+    // lease, and each lease is a write transaction of its own.
+    setImmediate(() => {
+      if (this.closed) {
+        this.pumping = false;
+        return;
+      }
+      void this.pumpLoop().finally(() => {
+        this.pumping = false;
+      });
+    });
+  }
+
+  private async pumpLoop(): Promise<void> {
+    try {
+      do {
+        this.pumpAgain = false;
+        const deadlines = await this.ctx.queue.lease(DEADLINES_QUEUE, this.workerId, LEASE_MS, 100);
+        for (const job of deadlines) await this.applyDeadline(job);
+        const free = this.ctx.config.workerConcurrency - this.leased;
+        if (free <= 0) break;
+        const jobs = await this.ctx.queue.lease(PREDICTIONS_QUEUE, this.workerId, LEASE_MS, free);
+        // Counted now, not when execute() reaches `running` after its first await, so the next turn of
+        // this loop does not lease past the concurrency limit.
+        this.leased += jobs.length;
+        for (const job of jobs) {
+          void this.execute(job).finally(() => {
+            this.leased--;
+            this.pump();
+          });
+        }
+        if (jobs.length === free || deadlines.length === 100) this.pumpAgain = true;
+      } while (this.pumpAgain && !this.closed);
+    } catch (error) {
+      if (!this.closed) console.error("director: lease failed:", error);
+    }
+  }
+
+  private async applyDeadline(job: LeasedJob): Promise<void> {
+    const id = job.id.slice("deadline:".length);
+    const record = await this.ctx.store.getPrediction(id);
+    if (record && !isTerminal(record.status)) {
+      if (record.status === "starting") {
+        await this.finish(record, record.attempt, { status: "aborted" as const });
+        await this.ctx.queue.remove(id);
+      } else {
+        await this.finish(record, record.attempt, { status: "canceled" });
+      }
+    }
+    await this.ctx.queue.complete(job.id, job.token);
+  }
+
+  private async execute(job: LeasedJob): Promise<void> {
+    const { store, queue } = this.ctx;
+    const record = await store.getPrediction(job.id);
+    if (!record || isTerminal(record.status)) {
+      await queue.complete(job.id, job.token);
+      return;
+    }
+    if (record.deadline !== null && Date.parse(record.deadline) <= this.ctx.now().getTime()) {
+      // Its deadline passed while it waited: aborted, as Replicate does, without running it.
+      await this.finish(record, record.attempt, { status: "aborted" });
+      await queue.complete(job.id, job.token);
+      return;
+    }
+    const state: RunState = {
+      record,
+      attempt: record.attempt,
+      controller: new AbortController(),
+      timedOut: false,
+      output: [],
+      logs: "",
+      startedAt: null,
+      dirty: false,
+      flushing: Promise.resolve(),
+      lastWebhookAt: 0,
+      pendingWebhook: { output: false, logs: false },
+    };
+    this.running.set(record.id, state);
+    const unsubscribe = await this.ctx.bus.subscribe(predictionChannel(record.id), (event) => {
+      // Canceled by the API (or a deadline) while running: stop the predictor.
+      if (event.type === "done") state.controller.abort();
+    });
+    const timeout = setTimeout(() => {
+      state.timedOut = true;
+      state.controller.abort();
+    }, this.ctx.config.predictionTimeoutMs);
+    const extender = setInterval(() => void queue.extend(job.id, job.token, LEASE_MS), LEASE_MS / 3);
+    let scratchDir: string | undefined;
+    let result: RunResult;
+    try {
+      // Not created here: run() creates it only for versions with file inputs or outputs (a mkdtemp and
+      // a recursive rm cost more CPU than the rest of a small prediction's server-side work).
+      this.scratchRoot ??= mkdtemp(join(tmpdir(), "replicant-scratch-"));
+      scratchDir = join(await this.scratchRoot, `${record.id}-${++this.scratchSeq}`);
+      result = await this.run(state, scratchDir);
+    } catch (error) {
+      result = { status: "failed", error: error instanceof Error ? error.message : String(error) };
+    }
+    clearTimeout(timeout);
+    clearInterval(extender);
+    try {
+      if (state.timedOut) {
+        result = {
+          status: "failed",
+          error: `Prediction timed out after ${Math.round(this.ctx.config.predictionTimeoutMs / 1000)} seconds`,
+        };
+      } else if (state.controller.signal.aborted && result.status !== "succeeded") {
+        result = { status: "canceled" };
+      }
+      await state.flushing;
+      await this.finish(state.record, state.attempt, result, state);
+    } catch (error) {
+      await this.finish(state.record, state.attempt, {
+        status: "failed",
+        error: `Could not store the prediction's output: ${error instanceof Error ? error.message : String(error)}`,
+      }).catch(() => undefined);
+    } finally {
+      unsubscribe();
+      this.running.delete(record.id);
+      await queue.complete(job.id, job.token).catch(() => undefined);
+      if (scratchDir) await removeScratch(scratchDir);
+    }
+  }
+
+  private async run(state: RunState, scratchDir: string): Promise<RunResult> {
+    const record = state.record;
+    const version = await this.ctx.versions.get(record.version_id);
+    if (!version) return { status: "failed", error: `Version ${record.version_id} no longer exists` };
+    const runner = await this.runners.resolve(version, record);
+    // A predictor that asks for ctx.scratchDir gets it created by the runtime on first use.
+    if (record.kind === "training" || this.versionUsesFiles(version))
+      await mkdir(scratchDir, { recursive: true });
+    const input = await this.materialize(record, version, scratchDir);
+    return runner.run(
+      { id: record.id, input, signal: state.controller.signal, scratchDir, kind: record.kind },
+      {
+        onStart: () => this.markStarted(state),
+        onLog: (text) => {
+          const offset = state.logs.length;
+          state.logs += text;
+          void this.ctx.bus.publish(predictionChannel(record.id), { type: "logs", offset, text });
+          state.pendingWebhook.logs = true;
+          this.scheduleFlush(state);
+        },
+        onOutput: (index, value) => {
+          state.output[index] = value;
+          void this.ctx.bus.publish(predictionChannel(record.id), { type: "output", index, value });
+          state.pendingWebhook.output = true;
+          this.scheduleFlush(state);
+        },
+      },
+    );
+  }
+
+  private versionUsesFiles(version: VersionRecord): boolean {
+    let uses = this.usesFiles.get(version.id);
+    if (uses === undefined) {
+      // Versions are immutable: look once. Anything declared as a URI (a file) in a schema counts, and
+      // so does a version without schemas or one not run by a runtime predictor.
+      const schemas = (version.openapi_schema.components as { schemas?: Record<string, unknown> } | undefined)
+        ?.schemas;
+      uses =
+        !schemas?.Input ||
+        /"format":"uri"/.test(JSON.stringify([schemas.Input, schemas.Output, schemas.TrainingInput])) ||
+        version.training_schema !== null ||
+        version.runner.kind === "cog";
+      if (this.usesFiles.size >= 1000) this.usesFiles.clear();
+      this.usesFiles.set(version.id, uses);
+    }
+    return uses;
+  }
+
+  private markStarted(state: RunState): void {
+    if (state.startedAt !== null) return;
+    state.startedAt = this.ctx.now().toISOString();
+    const previousAttempt = state.attempt;
+    state.attempt = previousAttempt + 1;
+    const patch: PredictionPatch = {
+      status: "processing",
+      started_at: state.startedAt,
+      attempt: state.attempt,
+    };
+    state.flushing = state.flushing.then(async () => {
+      const updated = await this.ctx.store.updatePrediction(state.record.id, patch, {
+        statuses: ["starting"],
+        attempt: previousAttempt,
+      });
+      if (!updated) {
+        state.controller.abort(); // canceled before it started
+        return;
+      }
+      state.record = updated;
+      await this.ctx.bus.publish(predictionChannel(updated.id), { type: "status", status: "processing" });
+    });
+  }
+
+  private scheduleFlush(state: RunState): void {
+    if (state.dirty) return;
+    state.dirty = true;
+    setTimeout(() => {
+      state.flushing = state.flushing.then(() => this.flush(state)).catch(() => undefined);
+    }, FLUSH_INTERVAL_MS).unref();
+  }
+
+  /** Writes the output and logs so far, with throttled output/logs webhooks in the same transaction. */
+  private async flush(state: RunState): Promise<void> {
+    if (!state.dirty || state.record.status !== "processing") {
+      state.dirty = false;
+      return;
+    }
+    state.dirty = false;
+    const patch: PredictionPatch = { logs: state.logs };
+    if (state.output.length > 0) patch.output = [...state.output];
+    const merged: PredictionRecord = { ...state.record, ...patch };
+    const outbox: OutboxInsert[] = [];
+    const now = Date.now();
+    if (now - state.lastWebhookAt >= WEBHOOK_THROTTLE_MS) {
+      if (state.pendingWebhook.output && wantsEvent(merged, "output"))
+        outbox.push(...outboxFor(this.ctx, merged, "output"));
+      else if (state.pendingWebhook.logs && wantsEvent(merged, "logs"))
+        outbox.push(...outboxFor(this.ctx, merged, "logs"));
+      if (outbox.length > 0) {
+        state.lastWebhookAt = now;
+        state.pendingWebhook = { output: false, logs: false };
+      }
+    }
+    const updated = await this.ctx.store.updatePrediction(
+      state.record.id,
+      patch,
+      { statuses: ["processing"], attempt: state.attempt },
+      outbox,
+    );
+    if (updated) state.record = updated;
+    if (outbox.length > 0) this.hooks.onOutbox?.();
+  }
+
+  /** The single terminal transition of a prediction, fenced so that it happens at most once. */
+  async finish(
+    record: PredictionRecord,
+    attempt: number,
+    result: RunResult | { status: "aborted" },
+    state?: RunState,
+  ): Promise<PredictionRecord | undefined> {
+    const now = this.ctx.now();
+    const completedAt = now.toISOString();
+    const status: PredictionStatus = result.status;
+    const patch: PredictionPatch = { status, completed_at: completedAt };
+    if (state) patch.logs = state.logs;
+    if (result.status === "failed") patch.error = result.error;
+    if (result.status === "succeeded") {
+      // A training's hook stores the weights itself: it needs the file, not its URL.
+      patch.output =
+        record.kind === "training" && this.hooks.finishTraining
+          ? await this.hooks.finishTraining(record, result.output)
+          : await this.fileOutputs.store(record, result.output);
+    } else if (state && state.output.length > 0) {
+      patch.output = await this.fileOutputs.store(record, [...state.output]);
+    }
+    const startedAt = state?.startedAt ?? record.started_at;
+    const metrics: Record<string, unknown> = { ...(record.metrics ?? {}) };
+    if ("metrics" in result && result.metrics) Object.assign(metrics, result.metrics);
+    if (startedAt) metrics.predict_time = (now.getTime() - Date.parse(startedAt)) / 1000;
+    metrics.total_time = (now.getTime() - Date.parse(record.created_at)) / 1000;
+    patch.metrics = metrics;
+    const merged: PredictionRecord = { ...record, ...patch };
+    const outbox = outboxFor(this.ctx, merged, "completed");
+    const updated = await this.ctx.store.updatePrediction(
+      record.id,
+      patch,
+      { statuses: ["starting", "processing"], attempt },
+      outbox,
+    );
+    if (!updated) return undefined;
+    if (outbox.length > 0) this.hooks.onOutbox?.();
+    await this.ctx.bus.publish(predictionChannel(record.id), {
+      type: "done",
+      status,
+      error: updated.error,
+      record: updated,
+    });
+    return updated;
+  }
+}

@@ -1,0 +1,71 @@
+import { createReadStream } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { extname } from "node:path";
+import { contentTypeOf } from "@replicant/runtime";
+import type { FileRecord, PredictionRecord } from "./backends/types.js";
+import type { ServerContext } from "./context.js";
+import { newId } from "./ids.js";
+import { type FileValue, isFileValue } from "./runners/types.js";
+
+function contentTypeFor(path: string): string {
+  return contentTypeOf(path) ?? "application/octet-stream";
+}
+
+/**
+ * Turns the FileValues in a finished prediction's output into files owned by the prediction's account,
+ * and replaces each with the URL (or data URI) the client receives.
+ */
+export class FileOutputs {
+  constructor(private readonly ctx: ServerContext) {}
+
+  async store(record: PredictionRecord, output: unknown): Promise<unknown> {
+    if (output === null || typeof output !== "object") return output;
+    if (isFileValue(output)) return this.storeOne(record, output);
+    if (Array.isArray(output)) return Promise.all(output.map((item) => this.store(record, item)));
+    const result: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(output)) result[key] = await this.store(record, value);
+    return result;
+  }
+
+  /** Stores one file and returns its record, for callers that need more than the URL (trainings). */
+  async storeFile(record: PredictionRecord, file: FileValue): Promise<FileRecord> {
+    const { blobs, store, config } = this.ctx;
+    const contentType = file.content_type ?? contentTypeFor(file.path);
+    const id = newId();
+    const blobKey = `outputs/${record.id}/${id}${extname(file.path).replace(/[^A-Za-z0-9.]/g, "")}`;
+    await stat(file.path);
+    const info = await blobs.put(blobKey, createReadStream(file.path));
+    const now = this.ctx.now();
+    const fileRecord: FileRecord = {
+      id,
+      account_id: record.account_id,
+      name: `output${extname(file.path)}`,
+      content_type: contentType,
+      size: info.size,
+      sha256: info.sha256,
+      metadata: { prediction_id: record.id },
+      blob_key: blobKey,
+      created_at: now.toISOString(),
+      expires_at: new Date(now.getTime() + config.retentionMs).toISOString(),
+    };
+    await store.createFile(fileRecord);
+    return fileRecord;
+  }
+
+  private async storeOne(record: PredictionRecord, file: FileValue): Promise<string> {
+    const fileRecord = await this.storeFile(record, file);
+    const { config, urls } = this.ctx;
+    const plainHttp = urls.base.startsWith("http:");
+    if (config.fileOutputs === "auto" && plainHttp && fileRecord.size <= config.dataUriLimit) {
+      const bytes = await readFile(file.path);
+      return `data:${fileRecord.content_type};base64,${bytes.toString("base64")}`;
+    }
+    return this.downloadUrl(record, fileRecord);
+  }
+
+  async downloadUrl(record: PredictionRecord, file: FileRecord): Promise<string> {
+    const owner = await this.ctx.store.getAccountById(record.account_id);
+    const expiry = Math.floor(Date.parse(file.expires_at ?? this.ctx.now().toISOString()) / 1000);
+    return this.ctx.urls.fileDownload(owner?.username ?? "", file.id, expiry);
+  }
+}

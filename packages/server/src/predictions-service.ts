@@ -1,0 +1,397 @@
+import { createHash } from "node:crypto";
+import { isTerminal, WEBHOOK_EVENT_TYPES, type WebhookEventType } from "@replicant/protocol";
+import type { AccountRecord, ModelRecord, PredictionRecord, VersionRecord } from "./backends/types.js";
+import { PREDICTIONS_QUEUE, predictionChannel, type ServerContext } from "./context.js";
+import { DEADLINES_QUEUE } from "./director.js";
+import { badRequest, notFound, ProblemError, unprocessable, validationFailed } from "./errors.js";
+import { newId } from "./ids.js";
+import type { InputValidator } from "./validation.js";
+import { outboxFor } from "./webhook-events.js";
+
+export type PredictionTarget =
+  | { kind: "version"; ref: string }
+  | { kind: "model"; owner: string; name: string }
+  | { kind: "deployment"; owner: string; name: string };
+
+export interface CreateOptions {
+  preferWaitSeconds?: number | undefined;
+  cancelAfterMs?: number | undefined;
+  idempotencyKey?: string | undefined;
+}
+
+export interface CreateResult {
+  record: PredictionRecord;
+  replayed: boolean;
+}
+
+const VERSION_ID = /^[0-9a-f]{64}$/;
+
+export const invalidVersion = () =>
+  unprocessable(
+    "Invalid version or not permitted",
+    "The specified version does not exist (or perhaps you don't have permission to use it?)",
+  );
+
+export function canSee(model: ModelRecord, account: AccountRecord | undefined): boolean {
+  return model.visibility === "public" || model.owner_account_id === account?.id;
+}
+
+/** Checks a webhook URL before it is stored; the delivery checks it again at connect time. */
+export type WebhookUrlCheck = (url: string) => void;
+
+/** Creating, waiting on and canceling predictions and trainings. */
+export class PredictionService {
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly validator: InputValidator,
+    private readonly checkWebhookUrl: WebhookUrlCheck,
+    private readonly wakeWebhooks: () => void,
+  ) {}
+
+  /** Reads and checks the body fields every create endpoint shares. */
+  parseBody(
+    body: unknown,
+    allowed: readonly string[],
+    required: readonly string[],
+  ): {
+    input: Record<string, unknown>;
+    webhook: string | null;
+    filter: WebhookEventType[] | null;
+    rest: Record<string, unknown>;
+  } {
+    if (typeof body !== "object" || body === null || Array.isArray(body)) {
+      throw badRequest("The request body must be a JSON object");
+    }
+    const fields = body as Record<string, unknown>;
+    const problems = [];
+    for (const key of Object.keys(fields)) {
+      if (!allowed.includes(key)) {
+        problems.push({
+          type: "additional_property_not_allowed",
+          field: "",
+          description: `Additional property ${key} is not allowed`,
+        });
+      }
+    }
+    for (const key of required) {
+      if (fields[key] === undefined)
+        problems.push({ type: "required", field: "", description: `${key} is required` });
+    }
+    if (
+      fields.input !== undefined &&
+      (typeof fields.input !== "object" || fields.input === null || Array.isArray(fields.input))
+    ) {
+      problems.push({ type: "invalid_type", field: "input", description: "Invalid type. Expected: object" });
+    }
+    let webhook: string | null = null;
+    if (fields.webhook !== undefined && fields.webhook !== null) {
+      if (typeof fields.webhook !== "string") {
+        problems.push({
+          type: "invalid_type",
+          field: "webhook",
+          description: "Invalid type. Expected: string",
+        });
+      } else webhook = fields.webhook;
+    }
+    let filter: WebhookEventType[] | null = null;
+    if (fields.webhook_events_filter !== undefined && fields.webhook_events_filter !== null) {
+      const value = fields.webhook_events_filter;
+      if (!Array.isArray(value) || value.some((e) => !WEBHOOK_EVENT_TYPES.includes(e as WebhookEventType))) {
+        problems.push({
+          type: "enum",
+          field: "webhook_events_filter",
+          description: `webhook_events_filter must be an array of: ${WEBHOOK_EVENT_TYPES.join(", ")}`,
+        });
+      } else filter = [...new Set(value as WebhookEventType[])];
+    }
+    if (problems.length > 0) throw validationFailed(problems);
+    if (webhook !== null) this.checkWebhookUrl(webhook);
+    return { input: (fields.input ?? {}) as Record<string, unknown>, webhook, filter, rest: fields };
+  }
+
+  /** `owner/name`, `owner/name:version` or a bare 64-hex version id. */
+  async resolveVersionRef(
+    account: AccountRecord,
+    ref: string,
+  ): Promise<{ model: ModelRecord; version: VersionRecord; label: string }> {
+    const { store } = this.ctx;
+    const colon = ref.indexOf(":");
+    if (colon >= 0 || ref.includes("/")) {
+      const modelRef = colon >= 0 ? ref.slice(0, colon) : ref;
+      const [owner, name, extra] = modelRef.split("/");
+      if (!owner || !name || extra !== undefined) throw invalidVersion();
+      const model = await store.getModel(owner, name);
+      if (!model || !canSee(model, account)) throw invalidVersion();
+      if (colon < 0) return this.latestOf(model);
+      const version = await this.ctx.versions.get(ref.slice(colon + 1));
+      if (!version || version.model_id !== model.id) throw invalidVersion();
+      return { model, version, label: version.id };
+    }
+    if (!VERSION_ID.test(ref)) throw invalidVersion();
+    const version = await this.ctx.versions.get(ref);
+    const model = version ? await store.getModelById(version.model_id) : undefined;
+    if (!version || !model || !canSee(model, account)) throw invalidVersion();
+    return { model, version, label: version.id };
+  }
+
+  async latestOf(model: ModelRecord): Promise<{ model: ModelRecord; version: VersionRecord; label: string }> {
+    const version = model.latest_version_id
+      ? await this.ctx.versions.get(model.latest_version_id)
+      : undefined;
+    if (!version) {
+      throw unprocessable(
+        "Model has no versions",
+        `The model ${model.owner}/${model.name} has no versions to run yet`,
+      );
+    }
+    return { model, version, label: model.is_official ? "hidden" : version.id };
+  }
+
+  async resolveTarget(
+    account: AccountRecord,
+    target: PredictionTarget,
+  ): Promise<{ model: ModelRecord; version: VersionRecord; label: string; deployment: string | null }> {
+    const { store } = this.ctx;
+    if (target.kind === "version")
+      return { ...(await this.resolveVersionRef(account, target.ref)), deployment: null };
+    if (target.kind === "model") {
+      const model = await store.getModel(target.owner, target.name);
+      if (!model || !canSee(model, account)) throw notFound(`Model ${target.owner}/${target.name} not found`);
+      return { ...(await this.latestOf(model)), deployment: null };
+    }
+    const deployment = await store.getDeployment(target.owner, target.name);
+    if (!deployment || deployment.owner_account_id !== account.id) {
+      throw notFound(`Deployment ${target.owner}/${target.name} not found`);
+    }
+    const release = await store.getCurrentRelease(deployment.id);
+    const version = release ? await this.ctx.versions.get(release.version_id) : undefined;
+    const model = version ? await store.getModelById(version.model_id) : undefined;
+    if (!release || !version || !model) throw invalidVersion();
+    if (release.max_instances === 0) {
+      throw new ProblemError(
+        409,
+        "Deployment is disabled",
+        "This deployment has max_instances set to 0, so it runs no predictions",
+      );
+    }
+    return { model, version, label: version.id, deployment: `${deployment.owner}/${deployment.name}` };
+  }
+
+  async create(
+    account: AccountRecord,
+    target: PredictionTarget,
+    body: unknown,
+    options: CreateOptions,
+    kind: "prediction" | "training" = "prediction",
+    destination: string | null = null,
+  ): Promise<CreateResult> {
+    const { store, queue, now } = this.ctx;
+    const requestHash = createHash("sha256")
+      .update(JSON.stringify([target, body, kind, destination]))
+      .digest("hex");
+    if (options.idempotencyKey !== undefined) {
+      const replay = await this.replay(account, options.idempotencyKey, requestHash);
+      if (replay) return replay;
+    }
+    const allowed =
+      kind === "training"
+        ? ["destination", "input", "webhook", "webhook_events_filter"]
+        : target.kind === "version"
+          ? ["version", "input", "webhook", "webhook_events_filter", "stream"]
+          : ["input", "webhook", "webhook_events_filter", "stream"];
+    const parsed = this.parseBody(
+      body,
+      allowed,
+      kind === "training"
+        ? ["destination", "input"]
+        : target.kind === "version"
+          ? ["version", "input"]
+          : ["input"],
+    );
+    const { model, version, label, deployment } = await this.resolveTarget(account, target);
+    if (
+      kind === "training" &&
+      !version.training_schema &&
+      !(version.openapi_schema.components as { schemas?: Record<string, unknown> } | undefined)?.schemas
+        ?.TrainingInput
+    ) {
+      throw unprocessable("Model is not trainable", `${model.owner}/${model.name} does not support training`);
+    }
+    const input = this.validator.validate(
+      version.id,
+      version.openapi_schema,
+      parsed.input,
+      kind === "training" ? "TrainingInput" : "Input",
+    );
+    const created = now();
+    const record: PredictionRecord = {
+      id: newId(),
+      kind,
+      account_id: account.id,
+      model: `${model.owner}/${model.name}`,
+      version_id: version.id,
+      version_label: kind === "training" ? version.id : label,
+      deployment,
+      destination,
+      input,
+      output: null,
+      logs: "",
+      error: null,
+      status: "starting",
+      source: "api",
+      data_removed: false,
+      created_at: created.toISOString(),
+      started_at: null,
+      completed_at: null,
+      deadline: options.cancelAfterMs
+        ? new Date(created.getTime() + options.cancelAfterMs).toISOString()
+        : null,
+      metrics: null,
+      webhook: parsed.webhook,
+      webhook_events_filter: parsed.filter,
+      attempt: 0,
+      streaming: isStreaming(version),
+    };
+    const outbox = outboxFor(this.ctx, record, "start");
+    const waiter = options.preferWaitSeconds ? await this.waitFor(record.id) : undefined;
+    try {
+      try {
+        await store.insertPrediction(record, {
+          outbox,
+          ...(options.idempotencyKey !== undefined
+            ? {
+                idempotency: {
+                  account_id: account.id,
+                  key: options.idempotencyKey,
+                  request_hash: requestHash,
+                  prediction_id: record.id,
+                  created_at: record.created_at,
+                },
+              }
+            : {}),
+        });
+      } catch (error) {
+        if (
+          (error as { code?: unknown }).code === "IDEMPOTENCY_CONFLICT" &&
+          options.idempotencyKey !== undefined
+        ) {
+          const replay = await this.replay(account, options.idempotencyKey, requestHash);
+          if (replay) return replay;
+        }
+        throw error;
+      }
+      if (outbox.length > 0) this.wakeWebhooks();
+      await queue.enqueue({ id: record.id, queue: PREDICTIONS_QUEUE });
+      if (options.cancelAfterMs) {
+        await queue.enqueue({
+          id: `deadline:${record.id}`,
+          queue: DEADLINES_QUEUE,
+          delayMs: options.cancelAfterMs,
+        });
+      }
+      void store.incrementRunCount(model.id).catch(() => undefined);
+      if (!waiter) return { record, replayed: false };
+      const final = await waiter.wait(options.preferWaitSeconds! * 1000);
+      return { record: final ?? (await store.getPrediction(record.id)) ?? record, replayed: false };
+    } finally {
+      waiter?.unsubscribe();
+    }
+  }
+
+  private async replay(
+    account: AccountRecord,
+    key: string,
+    requestHash: string,
+  ): Promise<CreateResult | undefined> {
+    const existing = await this.ctx.store.getIdempotency(account.id, key);
+    if (!existing) return undefined;
+    if (existing.request_hash !== requestHash) {
+      throw unprocessable(
+        "Idempotency key reused",
+        "This Idempotency-Key was already used with a different request; use a new key for a new request",
+      );
+    }
+    const record = await this.ctx.store.getPrediction(existing.prediction_id);
+    if (!record) return undefined;
+    return { record, replayed: true };
+  }
+
+  /** Subscribes before the prediction exists, so its completion cannot be missed. */
+  async waitFor(
+    id: string,
+  ): Promise<{ wait(ms: number): Promise<PredictionRecord | undefined>; unsubscribe(): void }> {
+    let resolveDone: (record: PredictionRecord | undefined) => void = () => undefined;
+    const done = new Promise<PredictionRecord | undefined>((resolve) => {
+      resolveDone = resolve;
+    });
+    const unsubscribe = await this.ctx.bus.subscribe(predictionChannel(id), (event) => {
+      if (event.type === "done") resolveDone(event.record);
+    });
+    return {
+      unsubscribe,
+      /** Resolves with the final record when the event carried it, undefined otherwise (or on timeout). */
+      wait: async (ms) => {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), ms);
+        });
+        const record = await Promise.race([done, timeout]);
+        clearTimeout(timer);
+        return record;
+      },
+    };
+  }
+
+  /** Holds a GET until the prediction is terminal or the time is up (Replicant's `?wait=N` extension). */
+  async waitUntilTerminal(record: PredictionRecord, seconds: number): Promise<PredictionRecord> {
+    if (isTerminal(record.status)) return record;
+    const waiter = await this.waitFor(record.id);
+    try {
+      const fresh = await this.ctx.store.getPrediction(record.id);
+      if (fresh && isTerminal(fresh.status)) return fresh;
+      await waiter.wait(seconds * 1000);
+    } finally {
+      waiter.unsubscribe();
+    }
+    return (await this.ctx.store.getPrediction(record.id)) ?? record;
+  }
+
+  /**
+   * Cancels a prediction or training: the row moves to `canceled` at once (fenced, so a prediction
+   * that already finished stays as it was) and the worker running it is told through the event bus.
+   */
+  async cancel(record: PredictionRecord): Promise<PredictionRecord> {
+    if (isTerminal(record.status)) return record;
+    const { store, queue, bus } = this.ctx;
+    const completedAt = this.ctx.now().toISOString();
+    const metrics: Record<string, unknown> = { ...(record.metrics ?? {}) };
+    metrics.total_time = (Date.parse(completedAt) - Date.parse(record.created_at)) / 1000;
+    if (record.started_at)
+      metrics.predict_time = (Date.parse(completedAt) - Date.parse(record.started_at)) / 1000;
+    const patch = { status: "canceled" as const, completed_at: completedAt, metrics };
+    const outbox = outboxFor(this.ctx, { ...record, ...patch }, "completed");
+    const updated = await store.updatePrediction(
+      record.id,
+      patch,
+      { statuses: ["starting", "processing"] },
+      outbox,
+    );
+    if (!updated) return (await store.getPrediction(record.id)) ?? record;
+    if (outbox.length > 0) this.wakeWebhooks();
+    if (record.status === "starting") await queue.remove(record.id);
+    await bus.publish(predictionChannel(record.id), {
+      type: "done",
+      status: "canceled",
+      error: null,
+      record: updated,
+    });
+    return updated;
+  }
+}
+
+function isStreaming(version: VersionRecord): boolean {
+  const schemas = (
+    version.openapi_schema.components as { schemas?: Record<string, Record<string, unknown>> } | undefined
+  )?.schemas;
+  return schemas?.Output?.["x-cog-array-type"] === "iterator";
+}

@@ -1,0 +1,182 @@
+import type { ServerResponse } from "node:http";
+import { isTerminal } from "@replicant/protocol";
+import type { PredictionEvent, PredictionRecord } from "../backends/types.js";
+import { predictionChannel } from "../context.js";
+import { notFound } from "../errors.js";
+import { addRoute, params, query } from "../http.js";
+import type { RouteDeps } from "./deps.js";
+
+const HEARTBEAT_MS = 15_000;
+
+/** Writes one server-sent event; multi-line data becomes several `data:` lines. */
+function writeEvent(res: ServerResponse, event: string, data: string, id?: string): void {
+  let chunk = `event: ${event}\n`;
+  if (id !== undefined) chunk += `id: ${id}\n`;
+  if (!data.includes("\n")) chunk += `data: ${data}\n`;
+  else for (const line of data.split("\n")) chunk += `data: ${line}\n`;
+  res.write(`${chunk}\n`);
+}
+
+function outputText(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/**
+ * `urls.stream`: SSE with Replicate's events `output`, `logs`, `error` and `done`. A late client gets
+ * the output and logs so far, then live events; event ids are `<outputs>:<log bytes>`, so a client that
+ * reconnects with Last-Event-ID resumes where it was.
+ */
+export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
+  addRoute(
+    app,
+    table,
+    "GET",
+    "/v1/predictions/:prediction_id/stream",
+    async (request, reply) => {
+      const id = params(request).prediction_id ?? "";
+      const q = query(request);
+      const nowSeconds = Math.floor(ctx.now().getTime() / 1000);
+      const record = await ctx.store.getPrediction(id);
+      const signed =
+        q.expiry !== undefined &&
+        q.signature !== undefined &&
+        ctx.urls.verifyPredictionStream(id, q.expiry, q.signature, nowSeconds);
+      if (!record || (!signed && request.account?.id !== record.account_id))
+        throw notFound("Prediction not found");
+
+      let outputsSent = 0;
+      let logsSent = 0;
+      const lastEventId = request.headers["last-event-id"];
+      if (typeof lastEventId === "string") {
+        const match = /^(\d+):(\d+)$/.exec(lastEventId);
+        if (match) {
+          outputsSent = Number(match[1]);
+          logsSent = Number(match[2]);
+        }
+      }
+
+      const buffered: PredictionEvent[] = [];
+      let live: ((event: PredictionEvent) => void) | undefined;
+      const unsubscribe = await ctx.bus.subscribe(predictionChannel(id), (event) => {
+        if (live) live(event);
+        else buffered.push(event);
+      });
+
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        // Headers set by hooks (CORS, nosniff) are kept: hijack bypasses Fastify's reply.
+        ...(reply.getHeaders() as Record<string, string>),
+        "content-type": "text/event-stream",
+        "cache-control": "no-store",
+        connection: "keep-alive",
+        "x-accel-buffering": "no",
+      });
+      // Send the headers now: a client waits for them to know the stream is open, and a prediction
+      // with nothing to send yet would otherwise hold them until its first event or heartbeat.
+      res.flushHeaders();
+      let closed = false;
+      const heartbeat = setInterval(() => res.write(": keepalive\n\n"), HEARTBEAT_MS);
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        clearInterval(heartbeat);
+        unsubscribe();
+        res.end();
+      };
+      res.on("close", close);
+
+      const eventId = () => `${outputsSent}:${logsSent}`;
+      const sendOutput = (index: number, value: unknown) => {
+        if (index < outputsSent) return;
+        outputsSent = index + 1;
+        writeEvent(res, "output", outputText(value), eventId());
+      };
+      const sendLogs = (offset: number, text: string) => {
+        const end = offset + text.length;
+        if (end <= logsSent) return;
+        const fresh = text.slice(Math.max(0, logsSent - offset));
+        logsSent = end;
+        writeEvent(res, "logs", fresh.replace(/\n$/, ""), eventId());
+      };
+      const finish = (final: PredictionRecord) => {
+        if (final.status === "succeeded") {
+          if (Array.isArray(final.output) && final.streaming)
+            final.output.forEach((v, i) => {
+              sendOutput(i, v);
+            });
+          else if (outputsSent === 0 && final.output !== null) sendOutput(0, final.output);
+          writeEvent(res, "done", "{}", eventId());
+        } else if (final.status === "failed") {
+          writeEvent(res, "error", JSON.stringify({ detail: final.error ?? "Prediction failed" }), eventId());
+          writeEvent(res, "done", JSON.stringify({ reason: "error" }), eventId());
+        } else {
+          writeEvent(res, "done", JSON.stringify({ reason: "canceled" }), eventId());
+        }
+        close();
+      };
+
+      // The stored prefix first, then what arrived meanwhile, then live events.
+      const current = (await ctx.store.getPrediction(id)) ?? record;
+      if (current.logs) sendLogs(0, current.logs);
+      if (current.streaming && Array.isArray(current.output))
+        current.output.forEach((v, i) => {
+          sendOutput(i, v);
+        });
+      if (isTerminal(current.status)) return finish(current);
+      // Events published before this client subscribed may not be flushed to the store yet: on a gap,
+      // read the store again until it covers the gap, then go on with live events in order.
+      const catchUp = async (outputIndex: number, logOffset: number) => {
+        for (let tries = 0; tries < 100 && !closed; tries++) {
+          const stored = await ctx.store.getPrediction(id);
+          if (stored?.logs && logsSent < logOffset) sendLogs(0, stored.logs.slice(0, logOffset));
+          if (stored && Array.isArray(stored.output)) {
+            for (let i = outputsSent; i < Math.min(outputIndex, stored.output.length); i++)
+              sendOutput(i, stored.output[i]);
+          }
+          if (outputsSent >= outputIndex && logsSent >= logOffset) return;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      };
+      const deliver = async (event: PredictionEvent) => {
+        if (closed) return;
+        if (event.type === "output") {
+          if (event.index > outputsSent) await catchUp(event.index, 0);
+          sendOutput(event.index, event.value);
+        } else if (event.type === "logs") {
+          if (event.offset > logsSent) await catchUp(0, event.offset);
+          sendLogs(event.offset, event.text);
+        } else if (event.type === "done") {
+          const final = await ctx.store.getPrediction(id);
+          finish(final ?? current);
+        }
+      };
+      let chain = Promise.resolve();
+      let queued = 0;
+      const handle = (event: PredictionEvent) => {
+        // The common case, an in-order output or logs event with nothing queued before it, is written
+        // at once; anything else keeps its place in the chain.
+        if (queued === 0 && !closed) {
+          if (event.type === "output" && event.index === outputsSent) {
+            sendOutput(event.index, event.value);
+            return;
+          }
+          if (event.type === "logs" && event.offset <= logsSent) {
+            sendLogs(event.offset, event.text);
+            return;
+          }
+        }
+        queued++;
+        chain = chain
+          .then(() => deliver(event))
+          .catch(close)
+          .finally(() => {
+            queued--;
+          });
+      };
+      for (const event of buffered) handle(event);
+      live = handle;
+    },
+    { public: true },
+  );
+}

@@ -1,0 +1,155 @@
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { CogClient, RunnerPool } from "@replicant/runtime";
+import type { PredictionRecord, RunnerSpec, VersionRecord } from "./backends/types.js";
+import { findBuiltin } from "./builtin/index.js";
+import { extractBundle, predictorInBundle } from "./bundles.js";
+import type { ServerContext } from "./context.js";
+import type { RunnerResolver } from "./director.js";
+import type { FileOutputs } from "./file-outputs.js";
+import { newId, newVersionId } from "./ids.js";
+import { isFileValue, type ModelRunner } from "./runners/types.js";
+
+/**
+ * Maps a version's RunnerSpec to something that runs it, and turns a finished training into the
+ * destination model's new version.
+ */
+export class RunnerRegistry implements RunnerResolver {
+  private readonly weightsDir: string;
+  /** One pool per version (and weights), or per deployment release. */
+  private readonly pools = new Map<string, ModelRunner>();
+
+  constructor(private readonly ctx: ServerContext) {
+    this.weightsDir = join(ctx.config.dataDir, "cache", "weights");
+  }
+
+  async resolve(version: VersionRecord, record?: PredictionRecord): Promise<ModelRunner> {
+    const spec = version.runner;
+    if (spec.kind === "cog") return this.cogClient(version.id, spec.url);
+    const predictorPath = await this.predictorPath(version.id, spec);
+    let key = `version:${version.id}`;
+    let sizing = { minInstances: 0, maxInstances: 1 };
+    if (record?.deployment) {
+      const [owner, name] = record.deployment.split("/");
+      const deployment = owner && name ? await this.ctx.store.getDeployment(owner, name) : undefined;
+      const release = deployment ? await this.ctx.store.getCurrentRelease(deployment.id) : undefined;
+      if (release) {
+        key = `deployment:${record.deployment}:${release.number}`;
+        sizing = { minInstances: release.min_instances, maxInstances: Math.max(1, release.max_instances) };
+        this.retireOlderReleases(record.deployment, key);
+      }
+    }
+    const existing = this.pools.get(key);
+    if (existing) return existing;
+    const weights = spec.weights ? await this.localWeights(spec.weights) : undefined;
+    const pool = new RunnerPool({
+      predictorPath,
+      ...sizing,
+      idleTimeoutMs: this.ctx.config.runnerIdleTimeoutMs,
+      ...(weights ? { weights } : {}),
+      ...(this.ctx.config.runnerMaxOldSpaceMb
+        ? { maxOldSpaceSizeMb: this.ctx.config.runnerMaxOldSpaceMb }
+        : {}),
+    });
+    this.pools.set(key, pool);
+    return pool;
+  }
+
+  /** A version backed by a Cog-protocol server: its predictions are sent there (logs and outputs streamed back). */
+  private cogClient(versionId: string, url: string): ModelRunner {
+    const key = `cog:${versionId}`;
+    const existing = this.pools.get(key);
+    if (existing) return existing;
+    const client = new CogClient({ baseUrl: url, stream: true });
+    this.pools.set(key, client);
+    return client;
+  }
+
+  private async predictorPath(
+    versionId: string,
+    spec: Exclude<RunnerSpec, { kind: "cog" }>,
+  ): Promise<string> {
+    if (spec.kind === "builtin") {
+      const builtin = await findBuiltin(spec.name);
+      if (!builtin) throw new Error(`This server has no built-in model ${spec.name}`);
+      return builtin.predictorPath;
+    }
+    if (spec.kind === "package") return spec.path;
+    const root = await extractBundle(
+      this.ctx.blobs,
+      spec.bundle,
+      join(this.ctx.config.dataDir, "cache", "bundles", versionId),
+    );
+    return predictorInBundle(root, spec.predictor);
+  }
+
+  /** A new release replaces the deployment's pool; the old one finishes what it runs and closes. */
+  private retireOlderReleases(deployment: string, currentKey: string): void {
+    for (const [key, runner] of this.pools) {
+      if (key !== currentKey && key.startsWith(`deployment:${deployment}:`)) {
+        this.pools.delete(key);
+        void runner.close();
+      }
+    }
+  }
+
+  /** A local copy of a weights blob, cached by key (keys are content-unique: weights/<training id>/…). */
+  private async localWeights(blobKey: string): Promise<string> {
+    if (blobKey.startsWith("local:")) return blobKey.slice("local:".length);
+    const path = join(this.weightsDir, blobKey.replace(/[^A-Za-z0-9._-]/g, "_"));
+    try {
+      await stat(path);
+      return path;
+    } catch {
+      const stream = await this.ctx.blobs.get(blobKey);
+      if (!stream) throw new Error("The trained weights of this version are missing");
+      await mkdir(this.weightsDir, { recursive: true });
+      const temp = `${path}.${newId()}.tmp`;
+      await pipeline(stream, createWriteStream(temp));
+      await rename(temp, path);
+      return path;
+    }
+  }
+
+  /** Stores the weights, creates the destination's new version, and returns `{ version, weights }`. */
+  async finishTraining(
+    record: PredictionRecord,
+    output: unknown,
+    fileOutputs: FileOutputs,
+  ): Promise<unknown> {
+    const { store } = this.ctx;
+    const weights = (output as { weights?: unknown } | null)?.weights;
+    if (!isFileValue(weights)) throw new Error("The training did not return a weights file");
+    const file = await fileOutputs.storeFile(record, weights);
+    // Weights outlive the retention period of outputs: the new version needs them.
+    const weightsKey = `weights/${record.id}/${file.id}`;
+    const source = await this.ctx.blobs.get(file.blob_key);
+    if (!source) throw new Error("The training's weights could not be stored");
+    await this.ctx.blobs.put(weightsKey, source);
+    const base = await store.getVersion(record.version_id);
+    const [owner, name] = (record.destination ?? "").split("/");
+    const destination = owner && name ? await store.getModel(owner, name) : undefined;
+    if (!base || !destination)
+      throw new Error(`The destination model ${record.destination ?? ""} no longer exists`);
+    const runner: RunnerSpec = { ...base.runner, weights: weightsKey } as RunnerSpec;
+    const versionId = newVersionId();
+    await store.createVersion({
+      id: versionId,
+      model_id: destination.id,
+      openapi_schema: base.openapi_schema,
+      cog_version: base.cog_version,
+      runner,
+      training_schema: base.training_schema,
+      created_at: this.ctx.now().toISOString(),
+    });
+    return { version: versionId, weights: await fileOutputs.downloadUrl(record, file) };
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()].map((runner) => runner.close());
+    this.pools.clear();
+    await Promise.all(pools);
+  }
+}

@@ -1,0 +1,160 @@
+// The conformance suites against the embedded backends: SQLite store (both execution paths), the
+// SQLite lease queue, the local blob directory and the in-process event bus.
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type * as BackendsModule from "../../server/src/backends/index.js";
+import {
+  blobStoreConformance,
+  eventBusConformance,
+  queueConformance,
+  storeConformance,
+} from "../src/index.js";
+
+// The server's package entry does not export the backend classes; load them from its build.
+const backends = (await import(
+  new URL("../../../server/dist/src/backends/index.js", import.meta.url).href
+)) as typeof BackendsModule;
+const { FsBlobStore, KyselyStore, MemoryEventBus, SqliteJobQueue, createSqliteStore, openSqlite } = backends;
+
+async function tempDir(): Promise<{ dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), "replicant-backends-"));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+storeConformance("SQLite, prepared statements", async () => {
+  const { dir, remove } = await tempDir();
+  const store = await createSqliteStore(join(dir, "store.db"), "normal");
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      await remove();
+    },
+  };
+});
+
+storeConformance("SQLite through Kysely (the PostgreSQL code path)", async () => {
+  const { dir, remove } = await tempDir();
+  const { kysely } = openSqlite(join(dir, "store.db"), "full");
+  const store = new KyselyStore(kysely, { dialect: "sqlite" });
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      await remove();
+    },
+  };
+});
+
+queueConformance("SQLite lease queue", async () => {
+  const { dir, remove } = await tempDir();
+  const { db } = openSqlite(join(dir, "queue.db"), "normal");
+  const queue = new SqliteJobQueue(db, { pollMs: 50 });
+  return {
+    queue,
+    async cleanup() {
+      await queue.close();
+      db.close();
+      await remove();
+    },
+  };
+});
+
+blobStoreConformance("local directory", async () => {
+  const { dir, remove } = await tempDir();
+  const blobs = new FsBlobStore(join(dir, "blobs"));
+  return {
+    blobs,
+    async cleanup() {
+      await blobs.close();
+      await remove();
+    },
+  };
+});
+
+eventBusConformance("in-process", async () => {
+  const bus = new MemoryEventBus();
+  return { bus, cleanup: () => bus.close() };
+});
+
+describe("embedded backends, beyond the contract", () => {
+  it("refuses blob paths that leave the root through a symlink", async () => {
+    const { dir, remove } = await tempDir();
+    try {
+      const outside = join(dir, "outside");
+      await mkdir(outside);
+      await writeFile(join(outside, "secret"), "secret");
+      const blobs = new FsBlobStore(join(dir, "blobs"));
+      await blobs.put("ok", Buffer.from("x"));
+      await symlink(outside, join(dir, "blobs", "link"));
+      await symlink(join(outside, "secret"), join(dir, "blobs", "file-link"));
+      await assert.rejects(blobs.get("link/secret"));
+      await assert.rejects(blobs.stat("link/secret"));
+      await assert.rejects(blobs.put("link/new", Buffer.from("x")));
+      const direct = await blobs.get("file-link").catch(() => undefined);
+      assert.equal(direct, undefined, "read a file outside the root through a symlink");
+      await blobs.delete("file-link");
+      const { readFile } = await import("node:fs/promises");
+      assert.equal(await readFile(join(outside, "secret"), "utf8"), "secret");
+    } finally {
+      await remove();
+    }
+  });
+
+  it("keeps store rows and queued jobs in one file across a reopen", async () => {
+    const { dir, remove } = await tempDir();
+    try {
+      const path = join(dir, "replicant.db");
+      let opened = openSqlite(path, "normal");
+      let store = new KyselyStore(opened.kysely, { dialect: "sqlite", sqlite: opened.db });
+      await store.migrate();
+      let queue = new SqliteJobQueue(opened.db);
+      await store.createAccount({
+        id: "a1",
+        username: "alice",
+        type: "user",
+        name: null,
+        github_url: null,
+        avatar_url: null,
+        webhook_secret: "whsec_x",
+        created_at: "2025-01-01T00:00:00.000Z",
+      });
+      await queue.enqueue({ id: "job-1", queue: "predictions", priority: 2 });
+      await queue.enqueue({ id: "job-2", queue: "predictions", delayMs: 60_000 });
+      const [leased] = await queue.lease("predictions", "w", 60_000, 1);
+      assert.equal(leased?.id, "job-1");
+      await queue.close();
+      await store.close();
+
+      opened = openSqlite(path, "normal");
+      store = new KyselyStore(opened.kysely, { dialect: "sqlite", sqlite: opened.db });
+      await store.migrate();
+      queue = new SqliteJobQueue(opened.db);
+      assert.equal((await store.getAccountByUsername("alice"))?.id, "a1");
+      assert.deepEqual(await queue.counts("predictions"), { waiting: 1, active: 1 });
+      assert.ok(leased);
+      assert.equal(await queue.complete("job-1", leased.token), true, "the lease token survives a reopen");
+      await queue.close();
+      await store.close();
+    } finally {
+      await remove();
+    }
+  });
+
+  it("rejects a malformed pagination cursor", async () => {
+    const { dir, remove } = await tempDir();
+    const store = await createSqliteStore(join(dir, "store.db"), "normal");
+    try {
+      await assert.rejects(
+        store.listPredictions({ account_id: "a", kind: "prediction", limit: 10, cursor: "not-a-cursor" }),
+        (error: unknown) => (error as { code?: unknown }).code === "INVALID_CURSOR",
+      );
+    } finally {
+      await store.close();
+      await remove();
+    }
+  });
+});

@@ -1,0 +1,148 @@
+// Pushing a TypeScript predictor bundle as a new version, and refusing bundles that try to escape.
+import assert from "node:assert/strict";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { create } from "tar";
+import { startTestServer, TEST_BACKEND, type TestServer } from "../src/index.js";
+
+let server: TestServer;
+let work: string;
+
+async function api(method: string, path: string, body?: unknown) {
+  const response = await fetch(`${server.apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${server.token}`, "content-type": "application/json", prefer: "wait" },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+async function upload(path: string): Promise<string> {
+  const form = new FormData();
+  form.append(
+    "content",
+    new Blob([await import("node:fs/promises").then((fs) => fs.readFile(path))]),
+    "bundle.tar.gz",
+  );
+  const response = await fetch(`${server.apiUrl}/files`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${server.token}` },
+    body: form,
+  });
+  assert.equal(response.status, 201);
+  return ((await response.json()) as { id: string }).id;
+}
+
+const schema = {
+  openapi: "3.0.2",
+  components: {
+    schemas: {
+      Input: { type: "object", properties: { name: { type: "string", default: "you", "x-order": 0 } } },
+      Output: { type: "string" },
+    },
+  },
+};
+
+before(async () => {
+  server = await startTestServer();
+  work = await mkdtemp(join(tmpdir(), "replicant-push-"));
+  const response = await api("POST", "/models", {
+    owner: "local",
+    name: "pushed",
+    visibility: "private",
+    hardware: "cpu",
+  });
+  assert.equal(response.status, 201);
+});
+after(async () => {
+  await server.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe("pushing a predictor bundle", () => {
+  it("registers a version that runs in a runner process", async () => {
+    const dir = join(work, "good");
+    await mkdir(join(dir, "dist"), { recursive: true });
+    await writeFile(
+      join(dir, "dist", "predict.js"),
+      `import { definePredictor, input, output } from "@replicant/runtime";
+export default definePredictor({
+  input: { name: input.string({ default: "you" }) },
+  output: output.string(),
+  predict: ({ name }) => "pushed hello " + name + " from " + process.pid,
+});
+`,
+    );
+    await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    const archive = join(work, "good.tar.gz");
+    await create({ gzip: true, file: archive, cwd: dir }, ["dist", "package.json"]);
+    const fileId = await upload(archive);
+    const version = await api("POST", "/replicant/models/local/pushed/versions", {
+      bundle_file: fileId,
+      predictor: "dist/predict.js",
+      openapi_schema: schema,
+    });
+    assert.equal(version.status, 201, JSON.stringify(version.json));
+    const prediction = await api("POST", "/predictions", {
+      version: `local/pushed:${version.json.id as string}`,
+      input: { name: "Ada" },
+    });
+    assert.equal(prediction.json.status, "succeeded", JSON.stringify(prediction.json));
+    const output = prediction.json.output as string;
+    assert.match(output, /^pushed hello Ada from \d+$/);
+    assert.notEqual(Number(output.split(" ").at(-1)), process.pid, "runs in its own process");
+  });
+
+  it("refuses a bundle with a path outside it, a symlink, or a missing predictor", async () => {
+    const dir = join(work, "evil");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "predict.js"), "export default 1;");
+    const cases: { name: string; build: (file: string) => Promise<void>; predictor: string }[] = [
+      {
+        name: "dot-dot",
+        predictor: "predict.js",
+        build: (file) =>
+          create(
+            {
+              gzip: true,
+              file,
+              cwd: dir,
+              preservePaths: true,
+              onWriteEntry: (entry) => {
+                entry.path = `../../escape-${entry.path}`;
+              },
+            },
+            ["predict.js"],
+          ),
+      },
+      {
+        name: "missing",
+        predictor: "nope.js",
+        build: (file) => create({ gzip: true, file, cwd: dir }, ["predict.js"]),
+      },
+      {
+        name: "traversal predictor",
+        predictor: "../predict.js",
+        build: (file) => create({ gzip: true, file, cwd: dir }, ["predict.js"]),
+      },
+    ];
+    for (const item of cases) {
+      const archive = join(work, `${item.name}.tar.gz`);
+      await item.build(archive);
+      const fileId = await upload(archive);
+      const version = await api("POST", "/replicant/models/local/pushed/versions", {
+        bundle_file: fileId,
+        predictor: item.predictor,
+        openapi_schema: schema,
+      });
+      assert.equal(version.status, 422, `${item.name}: ${JSON.stringify(version.json)}`);
+    }
+    // In cluster mode the bundles are unpacked in the worker processes' directories, not in one dataDir.
+    if (TEST_BACKEND === "cluster") return;
+    const { existsSync } = await import("node:fs");
+    assert.equal(existsSync(join(server.dataDir, "cache", "escape-predict.js")), false);
+    assert.equal(existsSync(join(server.dataDir, "escape-predict.js")), false);
+  });
+});
