@@ -88,6 +88,7 @@ export class ReplicantServer {
   private webhooks: Webhooks | undefined;
   private maintenance: Maintenance | undefined;
   private runners: RunnerRegistry | undefined;
+  private predictions: PredictionService | undefined;
   /** Scale-out: the rate-limit counters live in Redis, shared by every API process. */
   private rateLimitRedis: { disconnect(): void } | undefined;
   /** Keyed by the token itself, so a hit costs no hash; entries keep the hash for revocation. */
@@ -146,12 +147,12 @@ export class ReplicantServer {
 
     this.webhooks = createWebhooks(ctx);
     const fileOutputs = new FileOutputs(ctx);
-    const predictions = new PredictionService(
+    const predictions = (this.predictions = new PredictionService(
       ctx,
       new InputValidator(),
       (url) => void checkOutboundUrl(url, { allowPrivate: config.allowPrivateUrls, field: "webhook" }),
       () => this.webhooks?.wake(),
-    );
+    ));
     ctx.onTokenRevoked = (hash) => {
       for (const [token, entry] of this.authCache) if (entry.hash === hash) this.authCache.delete(token);
     };
@@ -331,6 +332,7 @@ export class ReplicantServer {
   async close(): Promise<void> {
     await this.app.close();
     await this.director?.stop();
+    await this.predictions?.flushRunCounts();
     await this.webhooks?.stop();
     this.maintenance?.stop();
     await this.runners?.close();

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, rmdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -37,10 +38,12 @@ export interface DirectorHooks {
 }
 
 /**
- * Usually the directory was never created (or is empty): a plain rmdir settles it, where a recursive rm
- * always pays for a synchronous lstat and a directory walk first.
+ * Usually the directory was never created: one stat settles that (a failed rmdir would cost an error
+ * object with its stack). When it exists it is usually empty: a plain rmdir settles it, where a
+ * recursive rm always pays for a synchronous lstat and a directory walk first.
  */
 async function removeScratch(dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
   try {
     await rmdir(dir);
   } catch (error) {
@@ -78,6 +81,8 @@ export class Director {
   private readonly workerId = randomUUID();
   private pumping = false;
   private pumpAgain = false;
+  /** Whether a deadline job may be due: leasing an empty deadlines queue is a write transaction per pump. */
+  private deadlinesMaybeDue = true;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
   private unsubscribeQueue: (() => void) | undefined;
@@ -98,8 +103,13 @@ export class Director {
   /** Brings every unfinished prediction to a path to a terminal state, then starts leasing. */
   async start(recover: boolean): Promise<void> {
     if (recover) await this.recover();
-    this.unsubscribeQueue = this.ctx.queue.onAvailable(() => this.pump());
+    this.unsubscribeQueue = this.ctx.queue.onAvailable((queue) => {
+      if (queue === DEADLINES_QUEUE) this.deadlinesMaybeDue = true;
+      this.pump();
+    });
     this.timer = setInterval(() => {
+      // Announcements are best effort (scale-out): look at the deadlines at least once a second.
+      this.deadlinesMaybeDue = true;
       void this.ctx.queue.recoverExpired().then(
         () => this.pump(),
         () => undefined,
@@ -172,7 +182,12 @@ export class Director {
     try {
       do {
         this.pumpAgain = false;
-        const deadlines = await this.ctx.queue.lease(DEADLINES_QUEUE, this.workerId, LEASE_MS, 100);
+        let deadlines: LeasedJob[] = [];
+        if (this.deadlinesMaybeDue) {
+          this.deadlinesMaybeDue = false;
+          deadlines = await this.ctx.queue.lease(DEADLINES_QUEUE, this.workerId, LEASE_MS, 100);
+          if (deadlines.length === 100) this.deadlinesMaybeDue = true;
+        }
         for (const job of deadlines) await this.applyDeadline(job);
         const free = this.ctx.config.workerConcurrency - this.leased;
         if (free <= 0) break;
@@ -234,9 +249,11 @@ export class Director {
       pendingWebhook: { output: false, logs: false },
     };
     this.running.set(record.id, state);
+    let finishing = false;
     const unsubscribe = await this.ctx.bus.subscribe(predictionChannel(record.id), (event) => {
-      // Canceled by the API (or a deadline) while running: stop the predictor.
-      if (event.type === "done") state.controller.abort();
+      // Canceled by the API (or a deadline) while running: stop the predictor. Our own done event needs
+      // no abort (an abort costs a DOMException with its stack trace).
+      if (event.type === "done" && !finishing) state.controller.abort();
     });
     const timeout = setTimeout(() => {
       state.timedOut = true;
@@ -266,6 +283,7 @@ export class Director {
         result = { status: "canceled" };
       }
       await state.flushing;
+      finishing = true;
       await this.finish(state.record, state.attempt, result, state);
     } catch (error) {
       await this.finish(state.record, state.attempt, {
@@ -339,10 +357,13 @@ export class Director {
       attempt: state.attempt,
     };
     state.flushing = state.flushing.then(async () => {
-      const updated = await this.ctx.store.updatePrediction(state.record.id, patch, {
-        statuses: ["starting"],
-        attempt: previousAttempt,
-      });
+      const updated = await this.ctx.store.updatePrediction(
+        state.record.id,
+        patch,
+        { statuses: ["starting"], attempt: previousAttempt },
+        undefined,
+        state.record,
+      );
       if (!updated) {
         state.controller.abort(); // canceled before it started
         return;
@@ -387,6 +408,7 @@ export class Director {
       patch,
       { statuses: ["processing"], attempt: state.attempt },
       outbox,
+      state.record,
     );
     if (updated) state.record = updated;
     if (outbox.length > 0) this.hooks.onOutbox?.();
@@ -427,6 +449,7 @@ export class Director {
       patch,
       { statuses: ["starting", "processing"], attempt },
       outbox,
+      record,
     );
     if (!updated) return undefined;
     if (outbox.length > 0) this.hooks.onOutbox?.();

@@ -40,13 +40,37 @@ export function canSee(model: ModelRecord, account: AccountRecord | undefined): 
 export type WebhookUrlCheck = (url: string) => void;
 
 /** Creating, waiting on and canceling predictions and trainings. */
+const RUN_COUNT_FLUSH_MS = 250;
+
 export class PredictionService {
+  /** Run counts not yet written, per model id: one write per model every 250 ms instead of one per prediction. */
+  private readonly pendingRunCounts = new Map<string, number>();
+  private runCountTimer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly ctx: ServerContext,
     private readonly validator: InputValidator,
     private readonly checkWebhookUrl: WebhookUrlCheck,
     private readonly wakeWebhooks: () => void,
   ) {}
+
+  /** Writes the run counts still held in memory (on shutdown, and by the timer). */
+  async flushRunCounts(): Promise<void> {
+    clearTimeout(this.runCountTimer);
+    this.runCountTimer = undefined;
+    const counts = [...this.pendingRunCounts];
+    this.pendingRunCounts.clear();
+    await Promise.all(
+      counts.map(([modelId, by]) => this.ctx.store.incrementRunCount(modelId, by).catch(() => undefined)),
+    );
+  }
+
+  private countRun(modelId: string): void {
+    this.pendingRunCounts.set(modelId, (this.pendingRunCounts.get(modelId) ?? 0) + 1);
+    if (this.runCountTimer !== undefined) return;
+    this.runCountTimer = setTimeout(() => void this.flushRunCounts(), RUN_COUNT_FLUSH_MS);
+    this.runCountTimer.unref();
+  }
 
   /** Reads and checks the body fields every create endpoint shares. */
   parseBody(
@@ -129,7 +153,7 @@ export class PredictionService {
     }
     if (!VERSION_ID.test(ref)) throw invalidVersion();
     const version = await this.ctx.versions.get(ref);
-    const model = version ? await store.getModelById(version.model_id) : undefined;
+    const model = version ? await this.ctx.versions.modelOf(version) : undefined;
     if (!version || !model || !canSee(model, account)) throw invalidVersion();
     return { model, version, label: version.id };
   }
@@ -165,7 +189,7 @@ export class PredictionService {
     }
     const release = await store.getCurrentRelease(deployment.id);
     const version = release ? await this.ctx.versions.get(release.version_id) : undefined;
-    const model = version ? await store.getModelById(version.model_id) : undefined;
+    const model = version ? await this.ctx.versions.modelOf(version) : undefined;
     if (!release || !version || !model) throw invalidVersion();
     if (release.max_instances === 0) {
       throw new ProblemError(
@@ -289,7 +313,7 @@ export class PredictionService {
           delayMs: options.cancelAfterMs,
         });
       }
-      void store.incrementRunCount(model.id).catch(() => undefined);
+      this.countRun(model.id);
       if (!waiter) return { record, replayed: false };
       const final = await waiter.wait(options.preferWaitSeconds! * 1000);
       return { record: final ?? (await store.getPrediction(record.id)) ?? record, replayed: false };

@@ -957,11 +957,11 @@ export class KyselyStore implements Store {
     return this.all(select.compile(), MODEL_KINDS);
   }
 
-  async incrementRunCount(modelId: string): Promise<void> {
+  async incrementRunCount(modelId: string, by = 1): Promise<void> {
     await this.executor.run(
       this.kysely
         .updateTable("models")
-        .set({ run_count: sql<number>`run_count + 1` })
+        .set({ run_count: sql<number>`run_count + ${Math.max(0, Math.floor(by))}` })
         .where("id", "=", modelId)
         .compile(),
     );
@@ -1123,8 +1123,13 @@ export class KyselyStore implements Store {
   }
 
   /** The fenced UPDATE … RETURNING for this shape of patch and fence, built once per shape. */
-  private updateTemplate(columns: string[], statusCount: number, withAttempt: boolean): Template {
-    const cacheKey = `${columns.join(",")}|${statusCount}|${withAttempt ? 1 : 0}`;
+  private updateTemplate(
+    columns: string[],
+    statusCount: number,
+    withAttempt: boolean,
+    returning: boolean,
+  ): Template {
+    const cacheKey = `${columns.join(",")}|${statusCount}|${withAttempt ? 1 : 0}|${returning ? 1 : 0}`;
     let cached = this.updateTemplates.get(cacheKey);
     if (cached !== undefined) return cached;
     const statuses = Array.from({ length: statusCount }, (_, i) => slot<string>(`status:${i}`));
@@ -1134,7 +1139,7 @@ export class KyselyStore implements Store {
       .where("id", "=", slot<string>("id"))
       .where("status", "in", statuses);
     if (withAttempt) query = query.where("attempt", "=", slot<number>("attempt"));
-    cached = template(query.returningAll());
+    cached = template(returning ? query.returningAll() : query);
     this.updateTemplates.set(cacheKey, cached);
     return cached;
   }
@@ -1160,37 +1165,46 @@ export class KyselyStore implements Store {
     patch: PredictionPatch,
     fence: PredictionFence,
     outbox?: OutboxInsert[],
+    current?: PredictionRecord,
   ): Promise<PredictionRecord | undefined> {
     if (fence.statuses.length === 0) return undefined;
     const values: Record<string, unknown> = { id };
     const columns: string[] = [];
+    const applied: Record<string, unknown> | undefined = current ? { ...current } : undefined;
     for (const key in patch) {
       const value = (patch as Record<string, unknown>)[key];
       if (value === undefined || !PATCHABLE_PREDICTION_COLUMNS.has(key)) continue;
       columns.push(key);
       values[`set:${key}`] = this.patchValue(key, value);
+      if (applied) applied[key] = value;
     }
     columns.sort();
     for (let i = 0; i < fence.statuses.length; i++) values[`status:${i}`] = fence.statuses[i];
     const withAttempt = fence.attempt !== undefined;
     if (withAttempt) values.attempt = fence.attempt;
+    // With the current record in hand, the update need not return the row: `changes` tells the fence.
+    const readBack = applied === undefined || columns.length === 0;
     const change =
       columns.length === 0
         ? bind(this.selectFencedTemplate(fence.statuses.length, withAttempt), values)
-        : bind(this.updateTemplate(columns, fence.statuses.length, withAttempt), values);
+        : bind(this.updateTemplate(columns, fence.statuses.length, withAttempt, readBack), values);
+    const held = (result: { rows: Record<string, unknown>[]; changes: number }) =>
+      readBack ? result.rows[0] !== undefined : result.changes > 0;
     const outboxQueries = this.outboxQueries(outbox);
-    let row: Record<string, unknown> | undefined;
+    let result: { rows: Record<string, unknown>[]; changes: number } | undefined;
     if (outboxQueries.length === 0) {
-      row = (await this.executor.run(change)).rows[0];
+      result = await this.executor.run(change);
     } else {
-      row = await this.executor.transaction(function* () {
-        const changed = (yield change).rows[0];
-        if (changed === undefined) return undefined;
+      result = await this.executor.transaction(function* () {
+        const changed = yield change;
+        if (!held(changed)) return undefined;
         for (const query of outboxQueries) yield query;
         return changed;
       });
     }
-    return row === undefined ? undefined : fromRow<PredictionRecord>(PREDICTION_KINDS, row);
+    if (result === undefined || !held(result)) return undefined;
+    if (applied !== undefined) return applied as unknown as PredictionRecord;
+    return fromRow<PredictionRecord>(PREDICTION_KINDS, result.rows[0] as Record<string, unknown>);
   }
 
   private patchValue(column: string, value: unknown): unknown {

@@ -257,7 +257,8 @@ export interface Store {
   listModels(filter: ModelListFilter): Promise<PageResult<ModelRecord>>;
   /** Models visible to the account whose owner, name, description or readme contain the query (case-insensitive). */
   searchModels(query: string, visibleTo: string | null, limit: number): Promise<ModelRecord[]>;
-  incrementRunCount(modelId: string): Promise<void>;
+  /** Adds `by` (default 1) to the model's run count. */
+  incrementRunCount(modelId: string, by?: number): Promise<void>;
 
   /** Inserts the version and makes it the model's latest version, in one transaction. */
   createVersion(version: VersionRecord): Promise<void>;
@@ -280,13 +281,16 @@ export interface Store {
   listPredictions(filter: PredictionListFilter): Promise<PageResult<PredictionRecord>>;
   /**
    * Applies the patch if the fence holds, and inserts the outbox rows in the same transaction.
-   * Returns the updated record, or undefined if the fence did not hold (nothing changed).
+   * Returns the updated record, or undefined if the fence did not hold (nothing changed). A caller that
+   * holds the current record passes it as `current`: the result is then `current` with the patch applied,
+   * and the row is not read back.
    */
   updatePrediction(
     id: string,
     patch: PredictionPatch,
     fence: PredictionFence,
     outbox?: OutboxInsert[],
+    current?: PredictionRecord,
   ): Promise<PredictionRecord | undefined>;
   /** Every prediction and training that is not terminal, oldest first (for recovery after a crash). */
   listUnfinishedPredictions(): Promise<PredictionRecord[]>;

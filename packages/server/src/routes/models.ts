@@ -177,6 +177,7 @@ export function registerModelRoutes({ app, table, ctx }: RouteDeps): void {
     }
     if (problems.length > 0) throw validationFailed(problems);
     await store.updateModel(model.id, patch);
+    ctx.versions.forgetModel(model.id);
     return toJson((await store.getModelById(model.id)) ?? model);
   });
 
@@ -185,6 +186,7 @@ export function registerModelRoutes({ app, table, ctx }: RouteDeps): void {
     if (model.visibility !== "private") throw conflict("Only private models can be deleted");
     if (model.latest_version_id) throw conflict("Delete the model's versions before deleting the model");
     await store.deleteModel(model.id);
+    ctx.versions.forgetModel(model.id);
     return sendNoContent(reply);
   });
 
@@ -231,6 +233,7 @@ export function registerModelRoutes({ app, table, ctx }: RouteDeps): void {
         );
       }
       await store.deleteVersion(version.id);
+      ctx.versions.forgetModel(version.model_id);
       ctx.versions.forget(version.id);
       return sendNoContent(reply, 202);
     },

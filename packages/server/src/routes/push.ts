@@ -196,6 +196,7 @@ export function registerPushRoutes({ app, table, ctx }: RouteDeps): void {
         ]);
       }
       await ctx.store.createVersion(version);
+      ctx.versions.forgetModel(version.model_id);
       return reply.code(201).send(versionJson(version));
     },
   );

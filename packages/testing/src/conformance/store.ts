@@ -688,6 +688,50 @@ export function storeConformance(name: string, factory: StoreFactory): void {
           );
         }));
 
+      it("with the current record given, returns it patched without reading back, fenced the same", () =>
+        withStore(async (store) => {
+          const account = makeAccount();
+          await store.createAccount(account);
+          const prediction = makePrediction(account);
+          await store.insertPrediction(prediction);
+          const patch = { status: "processing" as const, started_at: at(11), attempt: 1 };
+          const started = await store.updatePrediction(
+            prediction.id,
+            patch,
+            { statuses: ["starting"], attempt: 0 },
+            [makeOutbox(prediction, { event: "start" })],
+            prediction,
+          );
+          assert.deepEqual(started, { ...prediction, ...patch });
+          assert.deepEqual(await store.getPrediction(prediction.id), started);
+          assert.equal((await store.listOutbox(prediction.id)).length, 1);
+
+          // The fence still decides: a stale attempt changes nothing, writes no outbox row, returns undefined.
+          const stale = await store.updatePrediction(
+            prediction.id,
+            { status: "failed", error: "stale" },
+            { statuses: ["processing"], attempt: 0 },
+            [makeOutbox(prediction)],
+            started,
+          );
+          assert.equal(stale, undefined);
+          assert.equal((await store.listOutbox(prediction.id)).length, 1);
+
+          const done = await store.updatePrediction(
+            prediction.id,
+            {
+              status: "succeeded",
+              output: ["a", { b: 1 }],
+              completed_at: at(12),
+              metrics: { predict_time: 1 },
+            },
+            { statuses: ["processing"], attempt: 1 },
+            undefined,
+            started,
+          );
+          assert.deepEqual(await store.getPrediction(prediction.id), done);
+        }));
+
       it("lets exactly one of two racing workers through a fence", () =>
         withStore(async (store) => {
           const account = makeAccount();
