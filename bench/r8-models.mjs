@@ -9,7 +9,9 @@ import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: "string", default: "5" },
+    // --quick (from `npm run bench -- --quick`): 3 rounds.
+    rounds: { type: "string", default: process.argv.includes("--quick") ? "3" : "5" },
+    quick: { type: "boolean", default: false },
     only: { type: "string" },
     "with-background-removal": { type: "boolean", default: false },
     gguf: {

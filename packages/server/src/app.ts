@@ -91,7 +91,7 @@ export class ReplicantServer {
   private predictions: PredictionService | undefined;
   /** Scale-out: the rate-limit counters live in Redis, shared by every API process. */
   private rateLimitRedis: { disconnect(): void } | undefined;
-  /** Keyed by the token itself, so a hit costs no hash; entries keep the hash for revocation. */
+  /** Keyed by the Authorization header itself, so a hit costs no parsing and no hash; entries keep the hash for revocation. */
   private readonly authCache = new Map<string, { account: AccountRecord; hash: string; until: number }>();
 
   private constructor(config: ServerConfig, backends: Backends, signingKey: Buffer) {
@@ -154,7 +154,7 @@ export class ReplicantServer {
       () => this.webhooks?.wake(),
     ));
     ctx.onTokenRevoked = (hash) => {
-      for (const [token, entry] of this.authCache) if (entry.hash === hash) this.authCache.delete(token);
+      for (const [key, entry] of this.authCache) if (entry.hash === hash) this.authCache.delete(key);
     };
     this.runners = new RunnerRegistry(ctx);
     if (config.worker) {
@@ -174,9 +174,6 @@ export class ReplicantServer {
       if (text.trim() === "") return done(null, undefined);
       parseJson(request, text, done);
     });
-    await app.register(multipart, {
-      limits: { fileSize: config.fileSizeLimit, files: 2, fields: 10, fieldSize: 64 * 1024, parts: 20 },
-    });
     if (config.corsOrigins.length > 0) {
       await app.register(cors, {
         origin: config.corsOrigins.includes("*") ? true : config.corsOrigins,
@@ -187,15 +184,24 @@ export class ReplicantServer {
     }
 
     app.decorateRequest("account", undefined);
-    app.addHook("onRequest", async (request, reply) => {
+    // A callback hook, not an async one: a cached token costs no promise and no extra microtask.
+    app.addHook("onRequest", (request, reply, done) => {
       reply.header("x-content-type-options", "nosniff");
-      if (!request.url.startsWith("/v1/")) return;
+      if (!request.url.startsWith("/v1/")) return done();
       const header = request.headers.authorization;
       if (header === undefined) {
-        if (request.routeOptions.config.public || request.method === "OPTIONS") return;
-        throw new ProblemError(401, "Unauthenticated", "You did not pass an authentication token");
+        if (request.routeOptions.config.public || request.method === "OPTIONS") return done();
+        return done(new ProblemError(401, "Unauthenticated", "You did not pass an authentication token"));
       }
-      request.account = await this.authenticate(header);
+      const cached = this.cachedAccount(header);
+      if (cached !== undefined) {
+        request.account = cached;
+        return done();
+      }
+      this.authenticate(header).then((account) => {
+        request.account = account;
+        done();
+      }, done);
     });
 
     if (config.rateLimit) {
@@ -275,7 +281,13 @@ export class ReplicantServer {
     registerModelRoutes(deps);
     registerTrainingRoutes(deps);
     registerDeploymentRoutes(deps);
-    registerFileRoutes(deps);
+    // Multipart only where files are uploaded: the plugin adds two hooks to every request of its scope.
+    await app.register(async (scope) => {
+      await scope.register(multipart, {
+        limits: { fileSize: config.fileSizeLimit, files: 2, fields: 10, fieldSize: 64 * 1024, parts: 20 },
+      });
+      registerFileRoutes({ ...deps, app: scope });
+    });
     registerHardwareRoutes(deps);
     registerAccountRoutes(deps);
     registerAdminRoutes(deps);
@@ -284,20 +296,24 @@ export class ReplicantServer {
     app.get("/health", async () => ({ status: "ok" }));
   }
 
+  /** The account of a token seen in the last few seconds, keyed by the whole header (no parsing, no hash). */
+  private cachedAccount(header: string): AccountRecord | undefined {
+    const cached = this.authCache.get(header);
+    return cached !== undefined && cached.until > Date.now() ? cached.account : undefined;
+  }
+
   private async authenticate(header: string): Promise<AccountRecord> {
     const match = /^(?:Bearer|Token) +(\S{1,512})$/i.exec(header.trim());
     if (!match?.[1])
       throw new ProblemError(401, "Unauthenticated", "You did not pass a valid authentication token");
     const token = match[1];
     const now = Date.now();
-    const cached = this.authCache.get(token);
-    if (cached && cached.until > now) return cached.account;
     const hash = sha256Hex(token);
     const account = await this.ctx.store.getAccountByTokenHash(hash);
     if (!account)
       throw new ProblemError(401, "Unauthenticated", "You did not pass a valid authentication token");
     if (this.authCache.size > 10_000) this.authCache.clear();
-    this.authCache.set(token, { account, hash, until: now + AUTH_CACHE_MS });
+    this.authCache.set(header, { account, hash, until: now + AUTH_CACHE_MS });
     return account;
   }
 
