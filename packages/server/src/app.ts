@@ -147,12 +147,13 @@ export class ReplicantServer {
 
     this.webhooks = createWebhooks(ctx);
     const fileOutputs = new FileOutputs(ctx);
-    const predictions = (this.predictions = new PredictionService(
+    const predictions = new PredictionService(
       ctx,
       new InputValidator(),
       (url) => void checkOutboundUrl(url, { allowPrivate: config.allowPrivateUrls, field: "webhook" }),
       () => this.webhooks?.wake(),
-    ));
+    );
+    this.predictions = predictions;
     ctx.onTokenRevoked = (hash) => {
       for (const [key, entry] of this.authCache) if (entry.hash === hash) this.authCache.delete(key);
     };
