@@ -1,5 +1,6 @@
 // `npm run bench [-- --quick]`: runs every ratio script in bench/ (files named r<digits>-*.mjs|js|cjs|sh,
-// in numeric order), one at a time, prints one table and writes bench/results/latest.json.
+// in numeric order), one at a time, prints one table and writes bench/results/latest.json (quick.json
+// with --quick, partial.json with --only).
 // The contract a ratio script follows is in bench/README.md.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -137,5 +138,8 @@ const passed = all.filter((r) => r.pass === true).length;
 const summary = `${passed} of ${all.length} targets met${QUICK ? " (--quick)" : ""}; ${machine()}; ${((Date.now() - started) / 1000).toFixed(0)} s`;
 console.log(`\n${table}\n\n${summary}`);
 
+// Only a full run replaces the committed latest.json; --quick and --only runs leave theirs beside it.
+const resultName = only ? "partial.json" : QUICK ? "quick.json" : "latest.json";
 mkdirSync(join(BENCH_DIR, "results"), { recursive: true });
-writeFileSync(join(BENCH_DIR, "results", "latest.json"), `${JSON.stringify({ ratios: all }, null, 2)}\n`);
+writeFileSync(join(BENCH_DIR, "results", resultName), `${JSON.stringify({ ratios: all }, null, 2)}\n`);
+console.log(`written: bench/results/${resultName}`);

@@ -237,12 +237,6 @@ interface Executor {
 
 const MAX_CACHED_STATEMENTS = 1000;
 
-/**
- * better-sqlite3 directly. Reads run at once. Writes are group-committed: those issued in the same
- * turn of the event loop run in one IMMEDIATE transaction (each in its own savepoint, so one failing
- * write leaves the others alone) and resolve after its COMMIT. A commit is most of a small write's
- * cost, so under concurrency this multiplies throughput; alone, a write waits one setImmediate.
- */
 /** A read statement in raw mode (rows as arrays), with what it takes to turn a row into a record. */
 interface RawRead {
   statement: BetterSqlite3.Statement;
@@ -252,6 +246,12 @@ interface RawRead {
   codes: number[];
 }
 
+/**
+ * better-sqlite3 directly. Reads run at once. Writes are group-committed: those issued in the same
+ * turn of the event loop run in one IMMEDIATE transaction (each in its own savepoint, so one failing
+ * write leaves the others alone) and resolve after its COMMIT. A commit is most of a small write's
+ * cost, so under concurrency this multiplies throughput; alone, a write waits one setImmediate.
+ */
 class RawSqliteExecutor implements Executor {
   private readonly statements = new Map<string, BetterSqlite3.Statement>();
   private readonly rawReads = new Map<string, RawRead | null>();
