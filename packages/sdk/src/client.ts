@@ -264,10 +264,13 @@ export class Replicant {
   async request(route: string | URL, options: RequestOptions = {}): Promise<Response> {
     const method = (options.method ?? "GET").toUpperCase();
     const url = this.#buildUrl(route, options.params ?? options.query);
-    const headers = new Headers(this.headers);
-    headers.set("User-Agent", this.userAgent);
-    headers.set("Accept", "application/json");
-    if (this.auth && this.isOwnOrigin(url)) headers.set("Authorization", `Bearer ${this.auth}`);
+    // A plain record with lower-case names: Node's fetch takes it as is, where a WHATWG Headers object
+    // costs tens of microseconds a request (R6).
+    const headers: Record<string, string> = {};
+    for (const name in this.headers) headers[name.toLowerCase()] = this.headers[name] as string;
+    headers["user-agent"] = this.userAgent;
+    headers.accept = "application/json";
+    if (this.auth && this.isOwnOrigin(url)) headers.authorization = `Bearer ${this.auth}`;
 
     const data = options.data !== undefined ? options.data : options.body;
     let body: BodyInit | undefined;
@@ -275,21 +278,21 @@ export class Replicant {
     else if (isRawBody(data)) body = data;
     else if (typeof data === "string") {
       body = data;
-      headers.set("Content-Type", "text/plain");
+      headers["content-type"] = "text/plain";
     } else {
       body = JSON.stringify(data);
-      headers.set("Content-Type", "application/json");
+      headers["content-type"] = "application/json";
     }
     if (options.headers) {
       new Headers(options.headers).forEach((value, name) => {
-        headers.set(name, value);
+        headers[name] = value;
       });
     }
     // The runtime writes the multipart boundary itself; a caller's bare multipart type would drop it.
-    if (body instanceof FormData) headers.delete("Content-Type");
-    if (options.idempotencyKey) headers.set("Idempotency-Key", options.idempotencyKey);
+    if (body instanceof FormData) delete headers["content-type"];
+    if (options.idempotencyKey) headers["idempotency-key"] = options.idempotencyKey;
 
-    const idempotent = options.idempotent ?? (method !== "POST" || headers.has("Idempotency-Key"));
+    const idempotent = options.idempotent ?? (method !== "POST" || headers["idempotency-key"] !== undefined);
     const replayable = !(body instanceof ReadableStream);
     const maxRetries = replayable ? (options.maxRetries ?? this.maxRetries) : 0;
     const timeout = options.timeout ?? this.timeout;
