@@ -242,7 +242,7 @@ interface RawRead {
   statement: BetterSqlite3.Statement;
   kinds: ColumnKinds;
   columns: string[];
-  /** Per column: 0 as is, 1 JSON, 2 boolean, 3 integer. */
+  /** Per column, its columnCode. */
   codes: number[];
 }
 
@@ -322,9 +322,7 @@ class RawSqliteExecutor implements Executor {
       else {
         statement.raw(true);
         const columns = statement.columns().map((column) => column.name);
-        const codes = columns.map((name) =>
-          kinds.json.has(name) ? 1 : kinds.bool.has(name) ? 2 : kinds.int.has(name) ? 3 : 0,
-        );
+        const codes = columns.map((name) => columnCode(kinds, name));
         read = { statement, kinds, columns, codes };
       }
       if (this.rawReads.size >= MAX_CACHED_STATEMENTS) this.rawReads.clear();
@@ -335,20 +333,7 @@ class RawSqliteExecutor implements Executor {
     if (values === undefined) return undefined;
     const { columns, codes } = read;
     const record: Record<string, unknown> = {};
-    for (let i = 0; i < columns.length; i++) {
-      const value = values[i];
-      const code = codes[i];
-      record[columns[i] as string] =
-        code === 0
-          ? value
-          : code === 1
-            ? value === null || value === undefined
-              ? null
-              : JSON.parse(String(value))
-            : code === 2
-              ? value === true || value === 1 || value === 1n || value === "1"
-              : Number(value);
-    }
+    for (let i = 0; i < columns.length; i++) record[columns[i] as string] = fromStored(codes[i], values[i]);
     return record as T;
   }
 }
@@ -523,17 +508,21 @@ const RELEASE_KINDS: ColumnKinds = {
 };
 const PLAIN: ColumnKinds = { json: NONE, bool: NONE, int: NONE };
 
+/** How a column's stored value becomes a record's: 0 as is, 1 JSON, 2 boolean, 3 integer. */
+function columnCode(kinds: ColumnKinds, name: string): number {
+  return kinds.json.has(name) ? 1 : kinds.bool.has(name) ? 2 : kinds.int.has(name) ? 3 : 0;
+}
+
+function fromStored(code: number | undefined, value: unknown): unknown {
+  if (code === 1) return value === null || value === undefined ? null : JSON.parse(String(value));
+  if (code === 2) return value === true || value === 1 || value === 1n || value === "1";
+  if (code === 3) return Number(value);
+  return value;
+}
+
 function fromRow<T>(kinds: ColumnKinds, row: Record<string, unknown>): T {
   const record: Record<string, unknown> = {};
-  for (const key in row) {
-    const value = row[key];
-    if (kinds.json.has(key))
-      record[key] = value === null || value === undefined ? null : JSON.parse(String(value));
-    else if (kinds.bool.has(key))
-      record[key] = value === true || value === 1 || value === 1n || value === "1";
-    else if (kinds.int.has(key)) record[key] = Number(value);
-    else record[key] = value;
-  }
+  for (const key in row) record[key] = fromStored(columnCode(kinds, key), row[key]);
   return record as T;
 }
 
