@@ -5,6 +5,31 @@ const TTL_MS = 10_000;
 const MODEL_TTL_MS = 2_000;
 const MAX_ENTRIES = 10_000;
 
+/** Records by id, each kept for `ttlMs` after it was read; a missing record is not kept. */
+class TtlMap<V> {
+  private readonly entries = new Map<string, { value: V; until: number }>();
+
+  constructor(private readonly ttlMs: number) {}
+
+  async get(id: string, load: (id: string) => Promise<V | undefined>): Promise<V | undefined> {
+    const now = Date.now();
+    const cached = this.entries.get(id);
+    if (cached && cached.until > now) return cached.value;
+    const value = await load(id);
+    if (value !== undefined) {
+      if (this.entries.size > MAX_ENTRIES) this.entries.clear();
+      this.entries.set(id, { value, until: now + this.ttlMs });
+    } else {
+      this.entries.delete(id);
+    }
+    return value;
+  }
+
+  delete(id: string): void {
+    this.entries.delete(id);
+  }
+}
+
 /**
  * Versions never change once created, so the hot path (create → validate → run) reads each one from the
  * store at most every few seconds instead of parsing its schema twice per prediction. A deleted version
@@ -12,42 +37,22 @@ const MAX_ENTRIES = 10_000;
  * owns a version is kept too, for a shorter time: a prediction by version id checks its visibility.
  */
 export class VersionCache {
-  private readonly entries = new Map<string, { version: VersionRecord; until: number }>();
-  private readonly models = new Map<string, { model: ModelRecord; until: number }>();
+  private readonly versions = new TtlMap<VersionRecord>(TTL_MS);
+  private readonly models = new TtlMap<ModelRecord>(MODEL_TTL_MS);
 
   constructor(private readonly store: Store) {}
 
-  async get(id: string): Promise<VersionRecord | undefined> {
-    const now = Date.now();
-    const cached = this.entries.get(id);
-    if (cached && cached.until > now) return cached.version;
-    const version = await this.store.getVersion(id);
-    if (version) {
-      if (this.entries.size > MAX_ENTRIES) this.entries.clear();
-      this.entries.set(id, { version, until: now + TTL_MS });
-    } else {
-      this.entries.delete(id);
-    }
-    return version;
+  get(id: string): Promise<VersionRecord | undefined> {
+    return this.versions.get(id, (versionId) => this.store.getVersion(versionId));
   }
 
   /** The model a version belongs to (undefined once deleted). */
-  async modelOf(version: VersionRecord): Promise<ModelRecord | undefined> {
-    const now = Date.now();
-    const cached = this.models.get(version.model_id);
-    if (cached && cached.until > now) return cached.model;
-    const model = await this.store.getModelById(version.model_id);
-    if (model) {
-      if (this.models.size > MAX_ENTRIES) this.models.clear();
-      this.models.set(model.id, { model, until: now + MODEL_TTL_MS });
-    } else {
-      this.models.delete(version.model_id);
-    }
-    return model;
+  modelOf(version: VersionRecord): Promise<ModelRecord | undefined> {
+    return this.models.get(version.model_id, (modelId) => this.store.getModelById(modelId));
   }
 
   forget(id: string): void {
-    this.entries.delete(id);
+    this.versions.delete(id);
   }
 
   /** The model was updated or deleted by this process. */

@@ -1518,9 +1518,10 @@ export class KyselyStore implements Store {
   // --- helpers ----------------------------------------------------------------------------------
 
   private async first<T>(query: Query, kinds: ColumnKinds): Promise<T | undefined> {
-    const record = this.executor.firstRecord?.<T>(query, kinds);
-    if (record !== undefined && record !== null) return record;
-    if (record === undefined && this.executor.firstRecord !== undefined) return undefined;
+    if (this.executor.firstRecord !== undefined) {
+      const record = this.executor.firstRecord<T>(query, kinds);
+      if (record !== null) return record;
+    }
     const row = await this.executor.first(query);
     return row === undefined ? undefined : fromRow<T>(kinds, row);
   }
