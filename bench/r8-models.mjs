@@ -30,8 +30,16 @@ async function time(fn) {
   return performance.now() - start;
 }
 
-const { startTestServer } = await import("@replicant/testing");
-const server = await startTestServer({ fileOutputs: "url" });
+// The server runs in its own process, as in production (and as R1/R2 run it), unpinned: the models'
+// thread pools get both cores in every variant. In this process it would share the heap, the JIT and
+// the event loop with the direct calls it is compared with.
+const { startProcess } = await import("./lib.mjs");
+const serverProcess = await startProcess(
+  "bench/servers/replicant.mjs",
+  [JSON.stringify({ config: { fileOutputs: "url" } })],
+  { core: "0-1" },
+);
+const server = { apiUrl: `${serverProcess.ready.url}/v1`, token: serverProcess.ready.token };
 
 /** A prediction through the whole API path; file outputs are downloaded, as a client would. */
 async function viaApi(model, input) {
@@ -257,6 +265,6 @@ await writeFile(
   new URL("./results/r8-models.json", import.meta.url),
   `${JSON.stringify({ rounds, results: table }, null, 2)}\n`,
 );
-await server.close();
+await serverProcess.stop();
 console.log(JSON.stringify({ ratios }));
 process.exit(0);

@@ -6,8 +6,30 @@ import { captureConsoleOutput, describePredictor, execute, loadPredictor, logSco
 import type { AnyPredictor } from "./predictor.js";
 import type { ChildMessage, HostMessage } from "./runner-protocol.js";
 
+// Each IPC write costs tens of microseconds on both sides, so messages queued in one event-loop turn go
+// out together; a predictor that never yields still streams, as a batch is sent once it is FLUSH_AGE_MS old.
+const FLUSH_AGE_MS = 5;
+let queued: ChildMessage[] = [];
+let queuedSince = 0;
+let flushScheduled = false;
+
+const flush = () => {
+  flushScheduled = false;
+  if (queued.length === 0) return;
+  const messages = queued;
+  queued = [];
+  process.send?.(messages.length === 1 ? messages[0] : { type: "batch", messages });
+};
+
 const send = (message: ChildMessage) => {
-  process.send?.(message);
+  if (queued.length === 0) queuedSince = performance.now();
+  queued.push(message);
+  if (message.type !== "output" && message.type !== "log") flush();
+  else if (performance.now() - queuedSince >= FLUSH_AGE_MS) flush();
+  else if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flush);
+  }
 };
 
 captureConsoleOutput();
@@ -71,6 +93,7 @@ process.on("uncaughtException", (error: unknown) => {
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   const stack = error instanceof Error && error.stack ? error.stack : message;
   if (!process.connected) process.exit(1);
+  flush();
   process.send?.({ type: "fatal", error: message, stack } satisfies ChildMessage, () => process.exit(1));
 });
 main().catch((error: unknown) => {

@@ -202,6 +202,9 @@ export class RunnerHost {
 
   private receive(message: ChildMessage) {
     switch (message.type) {
+      case "batch":
+        for (const each of message.messages) this.receive(each);
+        return;
       case "log":
         this.inFlight.get(message.id)?.callbacks.onLog(message.text);
         return;

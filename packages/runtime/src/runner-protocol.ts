@@ -36,4 +36,6 @@ export type ChildMessage =
   /** An uncaught exception: the child exits right after sending this. */
   | { type: "fatal"; error: string; stack: string }
   | { type: "output"; id: string; index: number; value: unknown }
-  | DoneMessage;
+  | DoneMessage
+  /** Messages sent in one event-loop turn, in order: one IPC write instead of one per token or log line. */
+  | { type: "batch"; messages: ChildMessage[] };

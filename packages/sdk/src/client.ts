@@ -283,11 +283,7 @@ export class Replicant {
       body = JSON.stringify(data);
       headers["content-type"] = "application/json";
     }
-    if (options.headers) {
-      new Headers(options.headers).forEach((value, name) => {
-        headers[name] = value;
-      });
-    }
+    if (options.headers) mergeHeaders(headers, options.headers);
     // The runtime writes the multipart boundary itself; a caller's bare multipart type would drop it.
     if (body instanceof FormData) delete headers["content-type"];
     if (options.idempotencyKey) headers["idempotency-key"] = options.idempotencyKey;
@@ -939,4 +935,20 @@ function anySignal(signals: AbortSignal[]): AbortSignal {
     signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
   }
   return controller.signal;
+}
+
+/** Copies a caller's headers (a record, pairs or a Headers) into a lower-case record, without a Headers object. */
+function mergeHeaders(target: Record<string, string>, source: HeadersInit): void {
+  if (source instanceof Headers) {
+    source.forEach((value, name) => {
+      target[name] = value;
+    });
+  } else if (Array.isArray(source)) {
+    for (const [name, value] of source) if (name !== undefined) target[name.toLowerCase()] = String(value);
+  } else {
+    for (const name in source) {
+      const value = (source as Record<string, string | undefined>)[name];
+      if (value !== undefined) target[name.toLowerCase()] = String(value);
+    }
+  }
 }

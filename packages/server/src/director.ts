@@ -68,6 +68,8 @@ interface RunState {
   flushing: Promise<void>;
   lastWebhookAt: number;
   pendingWebhook: { output: boolean; logs: boolean };
+  /** This run's own directory: output files in it may be moved into the blob store, not copied. */
+  scratchDir?: string;
 }
 
 /**
@@ -267,6 +269,7 @@ export class Director {
       // a recursive rm cost more CPU than the rest of a small prediction's server-side work).
       this.scratchRoot ??= mkdtemp(join(tmpdir(), "replicant-scratch-"));
       scratchDir = join(await this.scratchRoot, `${record.id}-${++this.scratchSeq}`);
+      state.scratchDir = scratchDir;
       result = await this.run(state, scratchDir);
     } catch (error) {
       result = { status: "failed", error: error instanceof Error ? error.message : String(error) };
@@ -432,9 +435,9 @@ export class Director {
       patch.output =
         record.kind === "training" && this.hooks.finishTraining
           ? await this.hooks.finishTraining(record, result.output)
-          : await this.fileOutputs.store(record, result.output);
+          : await this.fileOutputs.store(record, result.output, state?.scratchDir);
     } else if (state && state.output.length > 0) {
-      patch.output = await this.fileOutputs.store(record, [...state.output]);
+      patch.output = await this.fileOutputs.store(record, [...state.output], state.scratchDir);
     }
     const startedAt = state?.startedAt ?? record.started_at;
     const metrics: Record<string, unknown> = { ...(record.metrics ?? {}) };

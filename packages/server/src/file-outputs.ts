@@ -1,6 +1,6 @@
 import { createReadStream } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
-import { extname } from "node:path";
+import { lstat, readFile, stat } from "node:fs/promises";
+import { extname, resolve, sep } from "node:path";
 import { contentTypeOf } from "@replicant/runtime";
 import type { FileRecord, PredictionRecord } from "./backends/types.js";
 import type { ServerContext } from "./context.js";
@@ -11,30 +11,41 @@ function contentTypeFor(path: string): string {
   return contentTypeOf(path) ?? "application/octet-stream";
 }
 
+/** A regular file (not a link) under the run's own scratch directory, which is deleted after the run. */
+async function isOwnScratchFile(path: string, scratchDir: string | undefined): Promise<boolean> {
+  if (!scratchDir || !resolve(path).startsWith(resolve(scratchDir) + sep)) return false;
+  return (await lstat(path)).isFile();
+}
+
 /**
  * Turns the FileValues in a finished prediction's output into files owned by the prediction's account,
- * and replaces each with the URL (or data URI) the client receives.
+ * and replaces each with the URL (or data URI) the client receives. Files in `scratchDir` (the run's
+ * own, removed after it) are moved into the blob store when it can; any other path is copied.
  */
 export class FileOutputs {
   constructor(private readonly ctx: ServerContext) {}
 
-  async store(record: PredictionRecord, output: unknown): Promise<unknown> {
+  async store(record: PredictionRecord, output: unknown, scratchDir?: string): Promise<unknown> {
     if (output === null || typeof output !== "object") return output;
-    if (isFileValue(output)) return this.storeOne(record, output);
-    if (Array.isArray(output)) return Promise.all(output.map((item) => this.store(record, item)));
+    if (isFileValue(output)) return this.storeOne(record, output, scratchDir);
+    if (Array.isArray(output)) return Promise.all(output.map((item) => this.store(record, item, scratchDir)));
     const result: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(output)) result[key] = await this.store(record, value);
+    for (const [key, value] of Object.entries(output))
+      result[key] = await this.store(record, value, scratchDir);
     return result;
   }
 
   /** Stores one file and returns its record, for callers that need more than the URL (trainings). */
-  async storeFile(record: PredictionRecord, file: FileValue): Promise<FileRecord> {
+  async storeFile(record: PredictionRecord, file: FileValue, scratchDir?: string): Promise<FileRecord> {
     const { blobs, store, config } = this.ctx;
     const contentType = file.content_type ?? contentTypeFor(file.path);
     const id = newId();
     const blobKey = `outputs/${record.id}/${id}${extname(file.path).replace(/[^A-Za-z0-9.]/g, "")}`;
     await stat(file.path);
-    const info = await blobs.put(blobKey, createReadStream(file.path));
+    const info =
+      blobs.adopt && (await isOwnScratchFile(file.path, scratchDir))
+        ? await blobs.adopt(blobKey, file.path)
+        : await blobs.put(blobKey, createReadStream(file.path));
     const now = this.ctx.now();
     const fileRecord: FileRecord = {
       id,
@@ -52,14 +63,16 @@ export class FileOutputs {
     return fileRecord;
   }
 
-  private async storeOne(record: PredictionRecord, file: FileValue): Promise<string> {
-    const fileRecord = await this.storeFile(record, file);
+  private async storeOne(record: PredictionRecord, file: FileValue, scratchDir?: string): Promise<string> {
     const { config, urls } = this.ctx;
     const plainHttp = urls.base.startsWith("http:");
-    if (config.fileOutputs === "auto" && plainHttp && fileRecord.size <= config.dataUriLimit) {
-      const bytes = await readFile(file.path);
-      return `data:${fileRecord.content_type};base64,${bytes.toString("base64")}`;
-    }
+    // Read before storing: the store may move the file away.
+    const inline =
+      config.fileOutputs === "auto" && plainHttp && (await stat(file.path)).size <= config.dataUriLimit
+        ? await readFile(file.path)
+        : undefined;
+    const fileRecord = await this.storeFile(record, file, scratchDir);
+    if (inline) return `data:${fileRecord.content_type};base64,${inline.toString("base64")}`;
     return this.downloadUrl(record, fileRecord);
   }
 

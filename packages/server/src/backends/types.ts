@@ -389,6 +389,11 @@ export interface BlobInfo {
 export interface BlobStore {
   /** Writes the blob atomically (never a half-written blob under the key). Keys are [A-Za-z0-9/_.-]. */
   put(key: string, data: Uint8Array | Readable | AsyncIterable<Uint8Array>): Promise<BlobInfo>;
+  /**
+   * Like put, from a local regular file that the caller gives up (it may be moved into the store
+   * rather than copied). Optional: callers fall back to put.
+   */
+  adopt?(key: string, path: string): Promise<BlobInfo>;
   /** A stream of the blob, or undefined if missing. */
   get(key: string): Promise<Readable | undefined>;
   stat(key: string): Promise<{ size: number } | undefined>;

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, it } from "node:test";
 import type { BlobStore } from "@replicant/server";
@@ -82,6 +85,28 @@ export function blobStoreConformance(name: string, factory: BlobStoreFactory): v
         assert.deepEqual(fromIterable, fromReadable);
         assert.deepEqual(await read(blobs, "readable.bin"), whole);
         assert.deepEqual(await read(blobs, "iterable.bin"), whole);
+      }));
+
+    it("adopts a local file: the same size and sha256 as put; links and bad keys refused", () =>
+      withBlobs(async (blobs) => {
+        if (!blobs.adopt) return; // optional: callers fall back to put
+        const dir = await mkdtemp(join(tmpdir(), "replicant-adopt-"));
+        try {
+          const data = randomBytes(300_000);
+          const source = join(dir, "out.bin");
+          await writeFile(source, data);
+          const info = await blobs.adopt("outputs/p1/out.bin", source);
+          assert.deepEqual(info, { size: data.length, sha256: sha256(data) });
+          assert.deepEqual(await read(blobs, "outputs/p1/out.bin"), data);
+          const link = join(dir, "link.bin");
+          await writeFile(join(dir, "target.bin"), "secret");
+          await symlink(join(dir, "target.bin"), link);
+          await assert.rejects(blobs.adopt("outputs/p1/link.bin", link));
+          assert.equal(await blobs.get("outputs/p1/link.bin"), undefined);
+          await assert.rejects(blobs.adopt("../escape", join(dir, "target.bin")));
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
       }));
 
     it("overwrites a key and deletes it", () =>
