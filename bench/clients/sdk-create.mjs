@@ -1,5 +1,5 @@
 // Sequential POST /v1/predictions calls, through the SDK or raw fetch. argv: sdk|fetch <base url> <N>.
-// Prints {usPerCall}.
+// Prints {usPerCall, cpuUsPerCall} (cpuUsPerCall: this client process's CPU time per call).
 import Replicant from "@replicant/sdk";
 
 const [mode, base, countText] = process.argv.slice(2);
@@ -25,6 +25,9 @@ if (mode === "sdk") {
   };
 }
 for (let i = 0; i < Math.min(500, count); i++) await call(); // warm-up
+const cpuBefore = process.cpuUsage();
 const started = performance.now();
 for (let i = 0; i < count; i++) await call();
-process.stdout.write(`${JSON.stringify({ usPerCall: ((performance.now() - started) * 1000) / count })}\n`);
+const usPerCall = ((performance.now() - started) * 1000) / count;
+const cpu = process.cpuUsage(cpuBefore);
+process.stdout.write(`${JSON.stringify({ usPerCall, cpuUsPerCall: (cpu.user + cpu.system) / count })}\n`);

@@ -275,7 +275,11 @@ export class Replicant {
     const data = options.data !== undefined ? options.data : options.body;
     let body: BodyInit | undefined;
     if (data === undefined || data === null) body = undefined;
-    else if (isRawBody(data)) body = data;
+    else if (isPlainObject(data)) {
+      // The common case first: each `instanceof` in isRawBody reads a lazily defined global.
+      body = JSON.stringify(data);
+      headers["content-type"] = "application/json";
+    } else if (isRawBody(data)) body = data;
     else if (typeof data === "string") {
       body = data;
       headers["content-type"] = "text/plain";
@@ -285,11 +289,12 @@ export class Replicant {
     }
     if (options.headers) mergeHeaders(headers, options.headers);
     // The runtime writes the multipart boundary itself; a caller's bare multipart type would drop it.
-    if (body instanceof FormData) delete headers["content-type"];
+    if (body !== undefined && typeof body !== "string" && body instanceof FormData)
+      delete headers["content-type"];
     if (options.idempotencyKey) headers["idempotency-key"] = options.idempotencyKey;
 
     const idempotent = options.idempotent ?? (method !== "POST" || headers["idempotency-key"] !== undefined);
-    const replayable = !(body instanceof ReadableStream);
+    const replayable = body === undefined || typeof body === "string" || !(body instanceof ReadableStream);
     const maxRetries = replayable ? (options.maxRetries ?? this.maxRetries) : 0;
     const timeout = options.timeout ?? this.timeout;
     const summary = { method, url: url.href };
@@ -297,7 +302,7 @@ export class Replicant {
     for (let attempt = 0; ; attempt++) {
       throwIfAborted(options.signal);
       const init: RequestInit & { duplex?: "half" } = { method, headers, body: body ?? null };
-      if (body instanceof ReadableStream) init.duplex = "half";
+      if (!replayable) init.duplex = "half";
       let response: Response;
       try {
         response = await this.fetchWithTimeout(url, init, timeout, options.signal);
@@ -404,23 +409,45 @@ export class Replicant {
   isOwnOrigin(url: URL | string): boolean {
     try {
       const target = typeof url === "string" ? new URL(url) : url;
-      const base = new URL(this.baseUrl);
+      const base = this.#parsedBase().url;
       return target.hostname === base.hostname && target.port === base.port;
     } catch {
       return false;
     }
   }
 
+  // Parsing URLs costs microseconds a request: the base and the URLs of parameterless routes are
+  // parsed once per base URL.
+  #base: { href: string; url: URL; routes: Map<string, URL> } | undefined;
+
+  #parsedBase(): { href: string; url: URL; routes: Map<string, URL> } {
+    if (this.#base?.href !== this.baseUrl) {
+      const withSlash = this.baseUrl.endsWith("/") ? this.baseUrl : `${this.baseUrl}/`;
+      this.#base = { href: this.baseUrl, url: new URL(withSlash), routes: new Map() };
+    }
+    return this.#base;
+  }
+
+  /** The request URL; the caller must not modify it (parameterless routes share one). */
   #buildUrl(route: string | URL, params: Record<string, QueryValue> | undefined): URL {
     let url: URL;
+    const hasParams = params !== undefined && Object.keys(params).length > 0;
     if (route instanceof URL) url = new URL(route.href);
     else if (/^https?:\/\//i.test(route)) url = new URL(route);
     else {
-      const base = this.baseUrl.endsWith("/") ? this.baseUrl : `${this.baseUrl}/`;
-      url = new URL(route.startsWith("/") ? route.slice(1) : route, base);
+      const base = this.#parsedBase();
+      const cached = hasParams ? undefined : base.routes.get(route);
+      if (cached) return cached;
+      url = new URL(route.startsWith("/") ? route.slice(1) : route, base.url);
+      if (!hasParams) {
+        if (base.routes.size >= 256) base.routes.clear();
+        base.routes.set(route, url);
+      }
     }
-    for (const [key, value] of Object.entries(params ?? {})) {
-      if (value !== undefined && value !== null) url.searchParams.append(key, String(value));
+    if (hasParams) {
+      for (const [key, value] of Object.entries(params)) {
+        if (value !== undefined && value !== null) url.searchParams.append(key, String(value));
+      }
     }
     return url;
   }
@@ -893,6 +920,12 @@ function isFileStreamUrl(url: string | undefined): boolean {
   } catch {
     return false;
   }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null || Array.isArray(value);
 }
 
 function isRawBody(value: unknown): value is BodyInit {
