@@ -57,6 +57,84 @@ async function viaApi(model, input) {
   return prediction;
 }
 
+/**
+ * A streamed prediction through the API: created with `stream: true`, read from its SSE stream URL.
+ * Returns when each `output` event arrived, and the time from the create request to the first.
+ */
+async function streamViaApi(model, input) {
+  const sent = performance.now();
+  const response = await fetch(`${server.apiUrl}/models/${model}/predictions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${server.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ input, stream: true }),
+  });
+  const prediction = await response.json();
+  const events = await fetch(prediction.urls.stream, { headers: { accept: "text/event-stream" } });
+  const arrivals = [];
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let done = false;
+  for await (const chunk of events.body) {
+    const now = performance.now();
+    buffer += decoder.decode(chunk, { stream: true });
+    let end = buffer.indexOf("\n\n");
+    while (end >= 0) {
+      const event = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (event.startsWith("event: output")) arrivals.push(now);
+      else if (event.startsWith("event: error")) throw new Error(`${model}: ${event}`);
+      else if (event.startsWith("event: done")) done = true;
+      end = buffer.indexOf("\n\n");
+    }
+    if (done) break;
+  }
+  return { arrivals, firstMs: (arrivals[0] ?? Number.NaN) - sent };
+}
+
+/** Tokens per second between the first and the last token: the streaming rate, start-up aside. */
+function tokensPerSecond(arrivals) {
+  const first = arrivals[0];
+  const last = arrivals.at(-1);
+  return arrivals.length > 1 ? ((arrivals.length - 1) * 1000) / (last - first) : Number.NaN;
+}
+
+/** Alternates direct and API streaming runs, rotating the order; medians of tokens/s and first-token ms. */
+async function compareStreaming(direct, api) {
+  const directRates = [];
+  const apiRates = [];
+  const apiFirst = [];
+  const directFirst = [];
+  const runDirect = async () => {
+    const started = performance.now();
+    const arrivals = await direct();
+    directRates.push(tokensPerSecond(arrivals));
+    directFirst.push(arrivals[0] - started);
+  };
+  const runApi = async () => {
+    const { arrivals, firstMs } = await api();
+    apiRates.push(tokensPerSecond(arrivals));
+    apiFirst.push(firstMs);
+  };
+  await runDirect();
+  await runApi();
+  directRates.length = apiRates.length = apiFirst.length = directFirst.length = 0;
+  for (let round = 0; round < rounds; round++) {
+    if (round % 2 === 0) {
+      await runDirect();
+      await runApi();
+    } else {
+      await runApi();
+      await runDirect();
+    }
+  }
+  return {
+    direct: median(directRates),
+    api: median(apiRates),
+    directFirstMs: median(directFirst),
+    apiFirstMs: median(apiFirst),
+  };
+}
+
 const dataUri = (bytes, type) => `data:${type};base64,${Buffer.from(bytes).toString("base64")}`;
 
 /**
@@ -156,7 +234,13 @@ const cases = {
   },
   async "llm-gguf"() {
     const { existsSync } = await import("node:fs");
-    if (!existsSync(values.gguf)) return { skipped: `no GGUF at ${values.gguf}` };
+    if (!existsSync(values.gguf)) {
+      // A fresh clone has no ../shared: write the tests' tiny random-weight GGUF instead.
+      const { writeTinyGguf } = await import("@replicant/model-llm-gguf/tiny-gguf");
+      const { tmpdir } = await import("node:os");
+      values.gguf = join(tmpdir(), "replicant-bench-tiny.gguf");
+      await writeTinyGguf(values.gguf);
+    }
     const { default: llm } = await import("@replicant/model-llm-gguf");
     const { LlamaCompletion } = await import("node-llama-cpp");
     const runner = await kit.directRunner(llm, { weights: values.gguf });
@@ -173,7 +257,26 @@ const cases = {
     });
     const { context } = runner.state;
     const tokens = 128;
-    return compare(
+    const prompt = "Once upon a time";
+    const stream = await compareStreaming(
+      async () => {
+        const sequence = context.getSequence();
+        const completion = new LlamaCompletion({ contextSequence: sequence });
+        const arrivals = [];
+        await completion.generateCompletion(prompt, {
+          maxTokens: tokens,
+          seed: 1,
+          onToken: (t) => {
+            for (let i = 0; i < t.length; i++) arrivals.push(performance.now());
+          },
+        });
+        completion.dispose();
+        sequence.dispose();
+        return arrivals;
+      },
+      () => streamViaApi("local/bench-llm", { prompt, max_tokens: tokens, seed: 1 }),
+    );
+    const times = await compare(
       async () => {
         const sequence = context.getSequence();
         const completion = new LlamaCompletion({ contextSequence: sequence });
@@ -190,6 +293,7 @@ const cases = {
         kit.collect(await runner.predict({ prompt: "Once upon a time", max_tokens: tokens, seed: 1 })),
       () => viaApi("local/bench-llm", { prompt: "Once upon a time", max_tokens: tokens, seed: 1 }),
     );
+    return { ...times, stream };
   },
   async "background-removal"() {
     if (!values["with-background-removal"])
@@ -244,6 +348,19 @@ for (const r of results) {
       detail: `skipped: ${r.skipped}`,
     });
     continue;
+  }
+  if (r.stream) {
+    const streamRatio = r.stream.api / r.stream.direct;
+    ratios.push({
+      id: `R8-${r.model}-stream`,
+      value: Math.round(streamRatio * 1000) / 1000,
+      target: "≥ 0.95× direct streamed tokens/s (full API path, SSE)",
+      pass: streamRatio >= 0.95,
+      detail: `API stream ${r.stream.api.toFixed(0)} tokens/s vs direct ${r.stream.direct.toFixed(0)} tokens/s, first to last token; first token ${r.stream.apiFirstMs.toFixed(1)} ms after the create request vs ${r.stream.directFirstMs.toFixed(1)} ms direct; median of ${rounds} rounds`,
+    });
+    console.log(
+      `${`${r.model} stream`.padEnd(20)}${r.stream.direct.toFixed(0).padStart(9)}   tokens/s direct, ${r.stream.api.toFixed(0)} via API SSE: ${streamRatio.toFixed(3)}   ≥ 0.95   ${streamRatio >= 0.95 ? "PASS" : "FAIL"}`,
+    );
   }
   const ratio = r.api / r.direct;
   const pass = ratio <= 1.03;
