@@ -275,7 +275,7 @@ export class Replicant {
     const data = options.data !== undefined ? options.data : options.body;
     let body: BodyInit | undefined;
     if (data === undefined || data === null) body = undefined;
-    else if (isPlainObject(data)) {
+    else if (isPlainObjectOrArray(data)) {
       // The common case first: each `instanceof` in isRawBody reads a lazily defined global.
       body = JSON.stringify(data);
       headers["content-type"] = "application/json";
@@ -922,7 +922,7 @@ function isFileStreamUrl(url: string | undefined): boolean {
   }
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+function isPlainObjectOrArray(value: unknown): value is Record<string, unknown> {
   if (typeof value !== "object" || value === null) return false;
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null || Array.isArray(value);

@@ -105,8 +105,9 @@ export class FsBlobStore implements BlobStore {
     let size = 0;
     const file = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
-      if (!(await file.stat()).isFile()) throw new Error(`not a regular file: ${source}`);
-      const buffer = Buffer.allocUnsafe(1 << 20);
+      const info = await file.stat();
+      if (!info.isFile()) throw new Error(`not a regular file: ${source}`);
+      const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(info.size, 1 << 20)));
       for (;;) {
         const { bytesRead } = await file.read(buffer, 0, buffer.byteLength, null);
         if (bytesRead === 0) break;
