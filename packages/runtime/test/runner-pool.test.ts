@@ -246,6 +246,39 @@ describe("files and training", () => {
     assert.equal(readFileSync(weights.path, "utf8"), "www");
   });
 
+  test("a burst of items in one turn arrives whole and in order, logs beside it", async () => {
+    const runners = pool({ predictorPath: fixture("burst-predictor") });
+    const callbacks = recorder();
+    const result = await runners.run(request({ count: 5000 }), callbacks);
+    const expected = Array.from({ length: 5000 }, (_, i) => `item ${i}`);
+    assert.deepEqual(result, { status: "succeeded", output: expected });
+    assert.deepEqual(callbacks.outputs, expected);
+    assert.equal(callbacks.logs, expected.map((line) => `${line}\n`).join(""));
+  });
+
+  test("a predictor that blocks its event loop still streams: a batch goes out once 5 ms old", async () => {
+    const runners = pool({ predictorPath: fixture("burst-predictor") });
+    const arrivals = new Map<unknown, number>();
+    const callbacks = recorder();
+    const onOutput = callbacks.onOutput.bind(callbacks);
+    callbacks.onOutput = (index, value) => {
+      arrivals.set(value, performance.now());
+      onOutput(index, value);
+    };
+    const result = await runners.run(request({ count: 0, busy_ms: 400 }), callbacks);
+    const done = performance.now();
+    assert.deepEqual(result, {
+      status: "succeeded",
+      output: ["before the block", "after the first block", "after the second block"],
+    });
+    // The first two items were sent while the second block ran, not held until the run ended.
+    const second = arrivals.get("after the first block");
+    assert.ok(
+      second !== undefined && done - second >= 200,
+      `arrived ${done - (second ?? done)} ms before done`,
+    );
+  });
+
   test("iterator outputs stream item by item", async () => {
     const runners = pool({ predictorPath: fixture("cog-example-predictor") });
     const callbacks = recorder();
