@@ -161,7 +161,8 @@ export class ReplicantServer {
     if (config.worker) {
       this.director = new Director(ctx, this.runners, createInputMaterializer(ctx), fileOutputs, {
         onOutbox: () => this.webhooks?.wake(),
-        finishTraining: (record, output) => this.runners!.finishTraining(record, output, fileOutputs),
+        finishTraining: (record, output, scratchDir) =>
+          this.runners!.finishTraining(record, output, fileOutputs, scratchDir),
       });
     }
     this.maintenance = new Maintenance(ctx);

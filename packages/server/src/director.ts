@@ -34,7 +34,7 @@ export interface DirectorHooks {
   /** Called after a webhook outbox row was written, so the dispatcher delivers it without waiting. */
   onOutbox?: () => void;
   /** A training succeeded: create the destination's new version; returns the training's output. */
-  finishTraining?: (record: PredictionRecord, output: unknown) => Promise<unknown>;
+  finishTraining?: (record: PredictionRecord, output: unknown, scratchDir?: string) => Promise<unknown>;
 }
 
 /**
@@ -434,7 +434,7 @@ export class Director {
       // A training's hook stores the weights itself: it needs the file, not its URL.
       patch.output =
         record.kind === "training" && this.hooks.finishTraining
-          ? await this.hooks.finishTraining(record, result.output)
+          ? await this.hooks.finishTraining(record, result.output, state?.scratchDir)
           : await this.fileOutputs.store(record, result.output, state?.scratchDir);
     } else if (state && state.output.length > 0) {
       patch.output = await this.fileOutputs.store(record, [...state.output], state.scratchDir);

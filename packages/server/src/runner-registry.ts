@@ -118,11 +118,12 @@ export class RunnerRegistry implements RunnerResolver {
     record: PredictionRecord,
     output: unknown,
     fileOutputs: FileOutputs,
+    scratchDir?: string,
   ): Promise<unknown> {
     const { store } = this.ctx;
     const weights = (output as { weights?: unknown } | null)?.weights;
     if (!isFileValue(weights)) throw new Error("The training did not return a weights file");
-    const file = await fileOutputs.storeFile(record, weights);
+    const file = await fileOutputs.storeFile(record, weights, scratchDir);
     // Weights outlive the retention period of outputs: the new version needs them.
     const weightsKey = `weights/${record.id}/${file.id}`;
     const source = await this.ctx.blobs.get(file.blob_key);
