@@ -246,12 +246,20 @@ function s3Store(bucket: string) {
   });
 }
 
-blobStoreConformance("S3 (s3rver)", async () => {
-  bucketCounter += 1;
-  const blobs = s3Store(`replicant-test-${bucketCounter}`);
-  await blobs.ensureBucket();
-  return { blobs, cleanup: () => blobs.close() };
-});
+blobStoreConformance(
+  "S3 (s3rver)",
+  async () => {
+    bucketCounter += 1;
+    const blobs = s3Store(`replicant-test-${bucketCounter}`);
+    await blobs.ensureBucket();
+    return { blobs, cleanup: () => blobs.close() };
+  },
+  {
+    // S3 itself is last-writer-wins for a PUT; s3rver 3.7 streams each PUT into the object's file in
+    // place, so two PUTs of one key at once interleave there (a mix seen in 1 of 3 CI runs).
+    concurrentWritersUnprovable: "s3rver writes concurrent PUTs of one key into one file in place",
+  },
+);
 
 describe("S3 blob store, beyond the contract", () => {
   it("hands out presigned GET URLs that work without credentials", async () => {

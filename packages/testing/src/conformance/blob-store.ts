@@ -45,8 +45,20 @@ export const INVALID_BLOB_KEYS = [
   "%2e%2e/x",
 ];
 
+export interface BlobStoreConformanceOptions {
+  /**
+   * Why the service behind the store cannot show that concurrent writers to one key leave one whole
+   * blob (a fake whose PUT writes into the object's file in place); the case is skipped with it.
+   */
+  concurrentWritersUnprovable?: string;
+}
+
 /** The BlobStore contract. `factory` returns a fresh, empty store for each test. */
-export function blobStoreConformance(name: string, factory: BlobStoreFactory): void {
+export function blobStoreConformance(
+  name: string,
+  factory: BlobStoreFactory,
+  options: BlobStoreConformanceOptions = {},
+): void {
   async function withBlobs(body: (blobs: BlobStore) => Promise<void>): Promise<void> {
     const { blobs, cleanup } = await factory();
     try {
@@ -183,15 +195,19 @@ export function blobStoreConformance(name: string, factory: BlobStoreFactory): v
         assert.equal(await blobs.stat("fresh"), undefined);
       }));
 
-    it("survives concurrent writers to one key with one whole blob", () =>
-      withBlobs(async (blobs) => {
-        const versions = Array.from({ length: 8 }, (_, i) => Buffer.alloc(50_000 + i, i + 1));
-        const infos = await Promise.all(versions.map((v) => blobs.put("contended", v)));
-        const stored = await read(blobs, "contended");
-        assert.ok(stored);
-        const match = versions.findIndex((v) => v.equals(stored));
-        assert.ok(match >= 0, "the stored blob is a mix of writes");
-        assert.equal(infos[match]?.sha256, sha256(stored));
-      }));
+    it(
+      "survives concurrent writers to one key with one whole blob",
+      { skip: options.concurrentWritersUnprovable ?? false },
+      () =>
+        withBlobs(async (blobs) => {
+          const versions = Array.from({ length: 8 }, (_, i) => Buffer.alloc(50_000 + i, i + 1));
+          const infos = await Promise.all(versions.map((v) => blobs.put("contended", v)));
+          const stored = await read(blobs, "contended");
+          assert.ok(stored);
+          const match = versions.findIndex((v) => v.equals(stored));
+          assert.ok(match >= 0, "the stored blob is a mix of writes");
+          assert.equal(infos[match]?.sha256, sha256(stored));
+        }),
+    );
   });
 }
