@@ -26,12 +26,32 @@ export class FileOutputs {
   constructor(private readonly ctx: ServerContext) {}
 
   async store(record: PredictionRecord, output: unknown, scratchDir?: string): Promise<unknown> {
+    // One stored file per path: an output that names a file twice gets one URL for both (and a file
+    // moved into the store by the first is not looked for again).
+    return this.storeAll(record, output, scratchDir, new Map());
+  }
+
+  private async storeAll(
+    record: PredictionRecord,
+    output: unknown,
+    scratchDir: string | undefined,
+    stored: Map<string, Promise<string>>,
+  ): Promise<unknown> {
     if (output === null || typeof output !== "object") return output;
-    if (isFileValue(output)) return this.storeOne(record, output, scratchDir);
-    if (Array.isArray(output)) return Promise.all(output.map((item) => this.store(record, item, scratchDir)));
+    if (isFileValue(output)) {
+      const path = resolve(output.path);
+      let url = stored.get(path);
+      if (!url) {
+        url = this.storeOne(record, output, scratchDir);
+        stored.set(path, url);
+      }
+      return url;
+    }
+    if (Array.isArray(output))
+      return Promise.all(output.map((item) => this.storeAll(record, item, scratchDir, stored)));
     const result: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(output))
-      result[key] = await this.store(record, value, scratchDir);
+      result[key] = await this.storeAll(record, value, scratchDir, stored);
     return result;
   }
 

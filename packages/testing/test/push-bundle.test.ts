@@ -1,6 +1,6 @@
 // Pushing a TypeScript predictor bundle as a new version, and refusing bundles that try to escape.
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -93,6 +93,62 @@ export default definePredictor({
     const output = prediction.json.output as string;
     assert.match(output, /^pushed hello Ada from \d+$/);
     assert.notEqual(Number(output.split(" ").at(-1)), process.pid, "runs in its own process");
+  });
+
+  it("stores output files: one named twice gets one URL, and a file outside the run's scratch is left in place", async () => {
+    const dir = join(work, "files");
+    await mkdir(join(dir, "dist"), { recursive: true });
+    await writeFile(
+      join(dir, "dist", "predict.js"),
+      `import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { definePredictor, input, output } from "@replicant/runtime";
+export default definePredictor({
+  input: { outside: input.string() },
+  output: output.array(output.file()),
+  predict: ({ outside }, ctx) => {
+    const inside = join(ctx.scratchDir, "twice.txt");
+    writeFileSync(inside, "written once, returned twice");
+    return [inside, inside, outside];
+  },
+});
+`,
+    );
+    await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    const archive = join(work, "files.tar.gz");
+    await create({ gzip: true, file: archive, cwd: dir }, ["dist", "package.json"]);
+    const fileId = await upload(archive);
+    const fileSchema = {
+      openapi: "3.0.2",
+      components: {
+        schemas: {
+          Input: { type: "object", properties: { outside: { type: "string", "x-order": 0 } } },
+          Output: { type: "array", items: { type: "string", format: "uri" } },
+        },
+      },
+    };
+    const version = await api("POST", "/replicant/models/local/pushed/versions", {
+      bundle_file: fileId,
+      predictor: "dist/predict.js",
+      openapi_schema: fileSchema,
+    });
+    assert.equal(version.status, 201, JSON.stringify(version.json));
+    const outside = join(work, "kept-by-the-model.txt");
+    await writeFile(outside, "the model's own file");
+    const prediction = await api("POST", "/predictions", {
+      version: `local/pushed:${version.json.id as string}`,
+      input: { outside },
+    });
+    assert.equal(prediction.json.status, "succeeded", JSON.stringify(prediction.json));
+    const [first, second, third] = prediction.json.output as string[];
+    assert.equal(first, second, "the same file named twice is stored once");
+    const text = async (url: string | undefined) =>
+      url?.startsWith("data:")
+        ? Buffer.from(url.slice(url.indexOf(",") + 1), "base64").toString()
+        : (await fetch(url ?? "", { headers: { authorization: `Bearer ${server.token}` } })).text();
+    assert.equal(await text(first), "written once, returned twice");
+    assert.equal(await text(third), "the model's own file");
+    assert.equal(await readFile(outside, "utf8"), "the model's own file", "a path outside scratch is copied");
   });
 
   it("refuses a bundle with a path outside it, a symlink, or a missing predictor", async () => {
