@@ -12,8 +12,8 @@ import type {
   VersionRecord,
 } from "./backends/types.js";
 import { PREDICTIONS_QUEUE, predictionChannel, type ServerContext } from "./context.js";
-import type { FileOutputs } from "./file-outputs.js";
-import type { ModelRunner, RunResult } from "./runners/types.js";
+import { containsFileValue, type FileOutputs } from "./file-outputs.js";
+import type { FileValue, ModelRunner, RunResult } from "./runners/types.js";
 import { outboxFor, wantsEvent } from "./webhook-events.js";
 
 export const DEADLINES_QUEUE = "deadlines";
@@ -70,6 +70,10 @@ interface RunState {
   pendingWebhook: { output: boolean; logs: boolean };
   /** This run's own directory: output files in it may be moved into the blob store, not copied. */
   scratchDir?: string;
+  /** Streamed file items stored so far (by the runner's FileValue object), and the chain that orders them. */
+  streamedFiles: WeakMap<FileValue, Promise<string>>;
+  outputs: Promise<void>;
+  outputsQueued: number;
 }
 
 /**
@@ -249,6 +253,9 @@ export class Director {
       flushing: Promise.resolve(),
       lastWebhookAt: 0,
       pendingWebhook: { output: false, logs: false },
+      streamedFiles: new WeakMap(),
+      outputs: Promise.resolve(),
+      outputsQueued: 0,
     };
     this.running.set(record.id, state);
     let finishing = false;
@@ -285,6 +292,7 @@ export class Director {
       } else if (state.controller.signal.aborted && result.status !== "succeeded") {
         result = { status: "canceled" };
       }
+      await state.outputs;
       await state.flushing;
       finishing = true;
       await this.finish(state.record, state.attempt, result, state);
@@ -322,13 +330,33 @@ export class Director {
           this.scheduleFlush(state);
         },
         onOutput: (index, value) => {
-          state.output[index] = value;
-          void this.ctx.bus.publish(predictionChannel(record.id), { type: "output", index, value });
-          state.pendingWebhook.output = true;
-          this.scheduleFlush(state);
+          if (state.outputsQueued === 0 && !containsFileValue(value)) {
+            this.recordOutput(state, index, value);
+            return;
+          }
+          // A file item is stored as it arrives, so that readers and the stream see its URL, never the
+          // runner's path; items after it wait their turn. Copied, not moved: the predictor still runs.
+          // A failure shows when the final output is stored (the same promise).
+          state.outputsQueued++;
+          state.outputs = state.outputs
+            .then(() => this.fileOutputs.store(record, value, undefined, state.streamedFiles))
+            .then(
+              (stored) => this.recordOutput(state, index, stored),
+              () => {},
+            )
+            .finally(() => {
+              state.outputsQueued--;
+            });
         },
       },
     );
+  }
+
+  private recordOutput(state: RunState, index: number, value: unknown): void {
+    state.output[index] = value;
+    void this.ctx.bus.publish(predictionChannel(state.record.id), { type: "output", index, value });
+    state.pendingWebhook.output = true;
+    this.scheduleFlush(state);
   }
 
   private versionUsesFiles(version: VersionRecord): boolean {
@@ -435,7 +463,7 @@ export class Director {
       patch.output =
         record.kind === "training" && this.hooks.finishTraining
           ? await this.hooks.finishTraining(record, result.output, state?.scratchDir)
-          : await this.fileOutputs.store(record, result.output, state?.scratchDir);
+          : await this.fileOutputs.store(record, result.output, state?.scratchDir, state?.streamedFiles);
     } else if (state && state.output.length > 0) {
       patch.output = await this.fileOutputs.store(record, [...state.output], state.scratchDir);
     }

@@ -25,33 +25,46 @@ async function isOwnScratchFile(path: string, scratchDir: string | undefined): P
 export class FileOutputs {
   constructor(private readonly ctx: ServerContext) {}
 
-  async store(record: PredictionRecord, output: unknown, scratchDir?: string): Promise<unknown> {
-    // One stored file per path: an output that names a file twice gets one URL for both (and a file
-    // moved into the store by the first is not looked for again).
-    return this.storeAll(record, output, scratchDir, new Map());
+  /**
+   * `streamed` maps the FileValues already stored while the run streamed them (the same objects come
+   * back in its final output) to their URLs, so that they are stored once.
+   */
+  async store(
+    record: PredictionRecord,
+    output: unknown,
+    scratchDir?: string,
+    streamed?: WeakMap<FileValue, Promise<string>>,
+  ): Promise<unknown> {
+    // One stored file per path within one output: a file named twice gets one URL (and a file moved
+    // into the store by the first is not looked for again).
+    return this.storeAll(record, output, scratchDir, streamed, new Map());
   }
 
   private async storeAll(
     record: PredictionRecord,
     output: unknown,
     scratchDir: string | undefined,
-    stored: Map<string, Promise<string>>,
+    streamed: WeakMap<FileValue, Promise<string>> | undefined,
+    byPath: Map<string, Promise<string>>,
   ): Promise<unknown> {
     if (output === null || typeof output !== "object") return output;
     if (isFileValue(output)) {
+      const earlier = streamed?.get(output);
+      if (earlier) return earlier;
       const path = resolve(output.path);
-      let url = stored.get(path);
+      let url = byPath.get(path);
       if (!url) {
         url = this.storeOne(record, output, scratchDir);
-        stored.set(path, url);
+        byPath.set(path, url);
       }
+      streamed?.set(output, url);
       return url;
     }
     if (Array.isArray(output))
-      return Promise.all(output.map((item) => this.storeAll(record, item, scratchDir, stored)));
+      return Promise.all(output.map((item) => this.storeAll(record, item, scratchDir, streamed, byPath)));
     const result: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(output))
-      result[key] = await this.storeAll(record, value, scratchDir, stored);
+      result[key] = await this.storeAll(record, value, scratchDir, streamed, byPath);
     return result;
   }
 
@@ -101,4 +114,11 @@ export class FileOutputs {
     const expiry = Math.floor(Date.parse(file.expires_at ?? this.ctx.now().toISOString()) / 1000);
     return this.ctx.urls.fileDownload(owner?.username ?? "", file.id, expiry);
   }
+}
+
+/** Whether a value is or holds a runner's file (a FileValue), which must become a URL before anyone sees it. */
+export function containsFileValue(value: unknown): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (isFileValue(value)) return true;
+  return (Array.isArray(value) ? value : Object.values(value)).some(containsFileValue);
 }

@@ -151,6 +151,85 @@ export default definePredictor({
     assert.equal(await readFile(outside, "utf8"), "the model's own file", "a path outside scratch is copied");
   });
 
+  it("streams file items as stored files while the run goes on, each version of a rewritten path its own", async () => {
+    const dir = join(work, "streamed-files");
+    await mkdir(join(dir, "dist"), { recursive: true });
+    await writeFile(
+      join(dir, "dist", "predict.js"),
+      `import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { definePredictor, output } from "@replicant/runtime";
+export default definePredictor({
+  input: {},
+  output: output.iterator(output.file()),
+  async *predict(_input, ctx) {
+    const path = join(ctx.scratchDir, "progress.txt");
+    writeFileSync(path, "step one");
+    yield path;
+    await sleep(1500);
+    writeFileSync(path, "step two");
+    yield path;
+  },
+});
+`,
+    );
+    await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+    const archive = join(work, "streamed-files.tar.gz");
+    await create({ gzip: true, file: archive, cwd: dir }, ["dist", "package.json"]);
+    const fileId = await upload(archive);
+    const version = await api("POST", "/replicant/models/local/pushed/versions", {
+      bundle_file: fileId,
+      predictor: "dist/predict.js",
+      openapi_schema: {
+        openapi: "3.0.2",
+        components: {
+          schemas: {
+            Input: { type: "object", properties: {} },
+            Output: {
+              type: "array",
+              items: { type: "string", format: "uri" },
+              "x-cog-array-type": "iterator",
+            },
+          },
+        },
+      },
+    });
+    assert.equal(version.status, 201, JSON.stringify(version.json));
+    const response = await fetch(`${server.apiUrl}/predictions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ version: `local/pushed:${version.json.id as string}`, input: {} }),
+    });
+    const { id } = (await response.json()) as { id: string };
+    const text = async (url: unknown) =>
+      typeof url === "string" && url.startsWith("data:")
+        ? Buffer.from(url.slice(url.indexOf(",") + 1), "base64").toString()
+        : (await fetch(String(url), { headers: { authorization: `Bearer ${server.token}` } })).text();
+    // Mid-run, the stored output holds the first item as a file URL, never the runner's path.
+    let midRun: Record<string, unknown> | undefined;
+    for (let tries = 0; tries < 100 && !midRun; tries++) {
+      const current = (await api("GET", `/predictions/${id}`)).json;
+      if (Array.isArray(current.output) && current.output.length === 1) midRun = current;
+      else await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(midRun, "the first item was never stored while the run went on");
+    assert.equal(midRun.status, "processing");
+    const [firstMidRun] = midRun.output as unknown[];
+    assert.equal(typeof firstMidRun, "string", JSON.stringify(firstMidRun));
+    assert.equal(await text(firstMidRun), "step one");
+    let final = midRun;
+    for (let tries = 0; tries < 300 && final.status !== "succeeded"; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      final = (await api("GET", `/predictions/${id}`)).json;
+    }
+    assert.equal(final.status, "succeeded", JSON.stringify(final));
+    const [first, second] = final.output as unknown[];
+    assert.equal(first, firstMidRun, "the streamed item keeps its URL in the final output");
+    assert.equal(await text(first), "step one");
+    assert.equal(await text(second), "step two");
+  });
+
   it("refuses a bundle with a path outside it, a symlink, or a missing predictor", async () => {
     const dir = join(work, "evil");
     await mkdir(dir, { recursive: true });
