@@ -14,7 +14,8 @@ export const SERVER_CORE = process.env.BENCH_SERVER_CORE ?? "0";
 export const CLIENT_CORE = process.env.BENCH_CLIENT_CORE ?? (cpus().length > 1 ? "1" : "0");
 
 /** Rounds, warm-up and measuring time of one wrk run, in seconds. */
-export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 2 : 3));
+// --quick: one round, to stay under 3 minutes on a slow day (a smoke check; the full run alternates 3).
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 export const WARMUP_S = Number(process.env.BENCH_WARMUP ?? (QUICK ? 1 : 2));
 export const DURATION_S = Number(process.env.BENCH_DURATION ?? (QUICK ? 2 : 5));
 
