@@ -45,14 +45,6 @@ export async function encodeFiles(value: unknown, encode: FileEncoder): Promise<
   return result;
 }
 
-export function hasFiles(value: unknown): boolean {
-  if (value === null || typeof value !== "object") return false;
-  if (isFileValue(value)) return true;
-  if (Array.isArray(value)) return value.some(hasFiles);
-  for (const key in value) if (hasFiles((value as Record<string, unknown>)[key])) return true;
-  return false;
-}
-
 function typeOf(file: FileValue): string {
   return file.content_type ?? contentTypeOf(file.path) ?? "application/octet-stream";
 }

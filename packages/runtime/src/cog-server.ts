@@ -21,7 +21,6 @@ import {
   encodeFiles,
   type FileEncoder,
   fetchInputFile,
-  hasFiles,
   isFileUrl,
   putToPrefix,
   toDataUri,
@@ -32,7 +31,7 @@ import { InProcessRunner } from "./in-process-runner.js";
 import type { InputDecls, InputSpec } from "./inputs.js";
 import { RunnerHost, type RunnerHostOptions } from "./runner-host.js";
 import type { PredictorDescription, RunKind } from "./runner-protocol.js";
-import type { FileValue, RunResult } from "./runner-types.js";
+import { type FileValue, hasFiles, type RunResult } from "./runner-types.js";
 import { generateOpenApiSchema } from "./schema.js";
 import { validateInput } from "./validate.js";
 

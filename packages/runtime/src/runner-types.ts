@@ -21,6 +21,15 @@ export function isFileValue(value: unknown): value is FileValue {
   );
 }
 
+/** Whether a value is or holds a FileValue anywhere inside it. */
+export function hasFiles(value: unknown): boolean {
+  if (value === null || typeof value !== "object") return false;
+  if (isFileValue(value)) return true;
+  if (Array.isArray(value)) return value.some(hasFiles);
+  for (const key in value) if (hasFiles((value as Record<string, unknown>)[key])) return true;
+  return false;
+}
+
 export interface RunRequest {
   id: string;
   input: Record<string, unknown>;

@@ -12,8 +12,8 @@ import type {
   VersionRecord,
 } from "./backends/types.js";
 import { PREDICTIONS_QUEUE, predictionChannel, type ServerContext } from "./context.js";
-import { containsFileValue, type FileOutputs } from "./file-outputs.js";
-import type { FileValue, ModelRunner, RunResult } from "./runners/types.js";
+import type { FileOutputs } from "./file-outputs.js";
+import { type FileValue, hasFiles, type ModelRunner, type RunResult } from "./runners/types.js";
 import { outboxFor, wantsEvent } from "./webhook-events.js";
 
 export const DEADLINES_QUEUE = "deadlines";
@@ -330,7 +330,7 @@ export class Director {
           this.scheduleFlush(state);
         },
         onOutput: (index, value) => {
-          if (state.outputsQueued === 0 && !containsFileValue(value)) {
+          if (state.outputsQueued === 0 && !hasFiles(value)) {
             this.recordOutput(state, index, value);
             return;
           }

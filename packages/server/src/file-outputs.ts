@@ -115,10 +115,3 @@ export class FileOutputs {
     return this.ctx.urls.fileDownload(owner?.username ?? "", file.id, expiry);
   }
 }
-
-/** Whether a value is or holds a runner's file (a FileValue), which must become a URL before anyone sees it. */
-export function containsFileValue(value: unknown): boolean {
-  if (value === null || typeof value !== "object") return false;
-  if (isFileValue(value)) return true;
-  return (Array.isArray(value) ? value : Object.values(value)).some(containsFileValue);
-}

@@ -5,6 +5,7 @@
  */
 export {
   type FileValue,
+  hasFiles,
   isFileValue,
   type ModelRunner,
   type RunCallbacks,
