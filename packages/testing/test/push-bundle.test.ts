@@ -45,6 +45,29 @@ const schema = {
   },
 };
 
+/** Writes `source` as dist/predict.js of a bundle, uploads it and pushes it as a version of local/pushed. */
+async function pushVersion(name: string, source: string, openapiSchema: unknown) {
+  const dir = join(work, name);
+  await mkdir(join(dir, "dist"), { recursive: true });
+  await writeFile(join(dir, "dist", "predict.js"), source);
+  await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+  const archive = join(work, `${name}.tar.gz`);
+  await create({ gzip: true, file: archive, cwd: dir }, ["dist", "package.json"]);
+  const fileId = await upload(archive);
+  return api("POST", "/replicant/models/local/pushed/versions", {
+    bundle_file: fileId,
+    predictor: "dist/predict.js",
+    openapi_schema: openapiSchema,
+  });
+}
+
+/** The text of an output file, from its data URI or its URL. */
+async function fileText(url: unknown): Promise<string> {
+  if (typeof url === "string" && url.startsWith("data:"))
+    return Buffer.from(url.slice(url.indexOf(",") + 1), "base64").toString();
+  return (await fetch(String(url), { headers: { authorization: `Bearer ${server.token}` } })).text();
+}
+
 before(async () => {
   server = await startTestServer();
   work = await mkdtemp(join(tmpdir(), "replicant-push-"));
@@ -63,27 +86,14 @@ after(async () => {
 
 describe("pushing a predictor bundle", () => {
   it("registers a version that runs in a runner process", async () => {
-    const dir = join(work, "good");
-    await mkdir(join(dir, "dist"), { recursive: true });
-    await writeFile(
-      join(dir, "dist", "predict.js"),
-      `import { definePredictor, input, output } from "@replicant/runtime";
+    const source = `import { definePredictor, input, output } from "@replicant/runtime";
 export default definePredictor({
   input: { name: input.string({ default: "you" }) },
   output: output.string(),
   predict: ({ name }) => "pushed hello " + name + " from " + process.pid,
 });
-`,
-    );
-    await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
-    const archive = join(work, "good.tar.gz");
-    await create({ gzip: true, file: archive, cwd: dir }, ["dist", "package.json"]);
-    const fileId = await upload(archive);
-    const version = await api("POST", "/replicant/models/local/pushed/versions", {
-      bundle_file: fileId,
-      predictor: "dist/predict.js",
-      openapi_schema: schema,
-    });
+`;
+    const version = await pushVersion("good", source, schema);
     assert.equal(version.status, 201, JSON.stringify(version.json));
     const prediction = await api("POST", "/predictions", {
       version: `local/pushed:${version.json.id as string}`,
@@ -96,11 +106,7 @@ export default definePredictor({
   });
 
   it("stores output files: one named twice gets one URL, and a file outside the run's scratch is left in place", async () => {
-    const dir = join(work, "files");
-    await mkdir(join(dir, "dist"), { recursive: true });
-    await writeFile(
-      join(dir, "dist", "predict.js"),
-      `import { writeFileSync } from "node:fs";
+    const source = `import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { definePredictor, input, output } from "@replicant/runtime";
 export default definePredictor({
@@ -112,12 +118,7 @@ export default definePredictor({
     return [inside, inside, outside];
   },
 });
-`,
-    );
-    await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
-    const archive = join(work, "files.tar.gz");
-    await create({ gzip: true, file: archive, cwd: dir }, ["dist", "package.json"]);
-    const fileId = await upload(archive);
+`;
     const fileSchema = {
       openapi: "3.0.2",
       components: {
@@ -127,11 +128,7 @@ export default definePredictor({
         },
       },
     };
-    const version = await api("POST", "/replicant/models/local/pushed/versions", {
-      bundle_file: fileId,
-      predictor: "dist/predict.js",
-      openapi_schema: fileSchema,
-    });
+    const version = await pushVersion("files", source, fileSchema);
     assert.equal(version.status, 201, JSON.stringify(version.json));
     const outside = join(work, "kept-by-the-model.txt");
     await writeFile(outside, "the model's own file");
@@ -142,21 +139,13 @@ export default definePredictor({
     assert.equal(prediction.json.status, "succeeded", JSON.stringify(prediction.json));
     const [first, second, third] = prediction.json.output as string[];
     assert.equal(first, second, "the same file named twice is stored once");
-    const text = async (url: string | undefined) =>
-      url?.startsWith("data:")
-        ? Buffer.from(url.slice(url.indexOf(",") + 1), "base64").toString()
-        : (await fetch(url ?? "", { headers: { authorization: `Bearer ${server.token}` } })).text();
-    assert.equal(await text(first), "written once, returned twice");
-    assert.equal(await text(third), "the model's own file");
+    assert.equal(await fileText(first), "written once, returned twice");
+    assert.equal(await fileText(third), "the model's own file");
     assert.equal(await readFile(outside, "utf8"), "the model's own file", "a path outside scratch is copied");
   });
 
   it("streams file items as stored files while the run goes on, each version of a rewritten path its own", async () => {
-    const dir = join(work, "streamed-files");
-    await mkdir(join(dir, "dist"), { recursive: true });
-    await writeFile(
-      join(dir, "dist", "predict.js"),
-      `import { writeFileSync } from "node:fs";
+    const source = `import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { definePredictor, output } from "@replicant/runtime";
@@ -172,25 +161,16 @@ export default definePredictor({
     yield path;
   },
 });
-`,
-    );
-    await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
-    const archive = join(work, "streamed-files.tar.gz");
-    await create({ gzip: true, file: archive, cwd: dir }, ["dist", "package.json"]);
-    const fileId = await upload(archive);
-    const version = await api("POST", "/replicant/models/local/pushed/versions", {
-      bundle_file: fileId,
-      predictor: "dist/predict.js",
-      openapi_schema: {
-        openapi: "3.0.2",
-        components: {
-          schemas: {
-            Input: { type: "object", properties: {} },
-            Output: {
-              type: "array",
-              items: { type: "string", format: "uri" },
-              "x-cog-array-type": "iterator",
-            },
+`;
+    const version = await pushVersion("streamed-files", source, {
+      openapi: "3.0.2",
+      components: {
+        schemas: {
+          Input: { type: "object", properties: {} },
+          Output: {
+            type: "array",
+            items: { type: "string", format: "uri" },
+            "x-cog-array-type": "iterator",
           },
         },
       },
@@ -202,10 +182,6 @@ export default definePredictor({
       body: JSON.stringify({ version: `local/pushed:${version.json.id as string}`, input: {} }),
     });
     const { id } = (await response.json()) as { id: string };
-    const text = async (url: unknown) =>
-      typeof url === "string" && url.startsWith("data:")
-        ? Buffer.from(url.slice(url.indexOf(",") + 1), "base64").toString()
-        : (await fetch(String(url), { headers: { authorization: `Bearer ${server.token}` } })).text();
     // Mid-run, the stored output holds the first item as a file URL, never the runner's path.
     let midRun: Record<string, unknown> | undefined;
     for (let tries = 0; tries < 100 && !midRun; tries++) {
@@ -217,7 +193,7 @@ export default definePredictor({
     assert.equal(midRun.status, "processing");
     const [firstMidRun] = midRun.output as unknown[];
     assert.equal(typeof firstMidRun, "string", JSON.stringify(firstMidRun));
-    assert.equal(await text(firstMidRun), "step one");
+    assert.equal(await fileText(firstMidRun), "step one");
     let final = midRun;
     for (let tries = 0; tries < 300 && final.status !== "succeeded"; tries++) {
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -226,8 +202,8 @@ export default definePredictor({
     assert.equal(final.status, "succeeded", JSON.stringify(final));
     const [first, second] = final.output as unknown[];
     assert.equal(first, firstMidRun, "the streamed item keeps its URL in the final output");
-    assert.equal(await text(first), "step one");
-    assert.equal(await text(second), "step two");
+    assert.equal(await fileText(first), "step one");
+    assert.equal(await fileText(second), "step two");
   });
 
   it("refuses a bundle with a path outside it, a symlink, or a missing predictor", async () => {
