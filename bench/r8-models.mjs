@@ -255,19 +255,24 @@ const cases = {
       headers,
       body: JSON.stringify({ template: "llm-gguf", weights_path: values.gguf }),
     });
-    const { context } = runner.state;
+    const { model, context } = runner.state;
     const tokens = 128;
     const prompt = "Once upon a time";
+    // The predictor's default sampling (temperature 0.7, top_p 0.95, top_k 40) and its text per token:
+    // node-llama-cpp's own defaults (greedy, tokens only) would do less work than the API path is asked to.
+    const sampling = { maxTokens: tokens, seed: 1, temperature: 0.7, topP: 0.95, topK: 40 };
     const stream = await compareStreaming(
       async () => {
         const sequence = context.getSequence();
         const completion = new LlamaCompletion({ contextSequence: sequence });
         const arrivals = [];
         await completion.generateCompletion(prompt, {
-          maxTokens: tokens,
-          seed: 1,
+          ...sampling,
           onToken: (t) => {
-            for (let i = 0; i < t.length; i++) arrivals.push(performance.now());
+            for (const token of t) {
+              model.detokenize([token]);
+              arrivals.push(performance.now());
+            }
           },
         });
         completion.dispose();
@@ -280,18 +285,19 @@ const cases = {
       async () => {
         const sequence = context.getSequence();
         const completion = new LlamaCompletion({ contextSequence: sequence });
-        let n = 0;
-        await completion.generateCompletion("Once upon a time", {
-          maxTokens: tokens,
-          seed: 1,
-          onToken: (t) => (n += t.length),
+        const text = [];
+        await completion.generateCompletion(prompt, {
+          ...sampling,
+          onToken: (t) => {
+            for (const token of t) text.push(model.detokenize([token]));
+          },
         });
         completion.dispose();
         sequence.dispose();
       },
       async () =>
-        kit.collect(await runner.predict({ prompt: "Once upon a time", max_tokens: tokens, seed: 1 })),
-      () => viaApi("local/bench-llm", { prompt: "Once upon a time", max_tokens: tokens, seed: 1 }),
+        kit.collect(await runner.predict({ prompt, max_tokens: tokens, seed: 1 })),
+      () => viaApi("local/bench-llm", { prompt, max_tokens: tokens, seed: 1 }),
     );
     return { ...times, stream };
   },

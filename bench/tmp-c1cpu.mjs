@@ -1,0 +1,16 @@
+import { readFileSync, readdirSync } from "node:fs";
+import { execSync } from "node:child_process";
+import { startProcess, wrk } from "./lib.mjs";
+const p = await startProcess("bench/servers/replicant.mjs", [JSON.stringify({ seed: "wait" })]);
+const { url, token, versionId } = p.ready;
+const target = { url: `${url}/v1/predictions`, connections: 1, method: "POST", body: JSON.stringify({ version: versionId, input: { text: "bench" } }), headers: { authorization: `Bearer ${token}`, "content-type": "application/json", prefer: "wait" } };
+await wrk(target.url, { ...target, seconds: 2 });
+const serverPid = Number(execSync(`pgrep -f "bench/servers/replicant.mjs" | head -1`).toString().trim());
+const kids = execSync(`pgrep -P ${serverPid}`).toString().trim().split("\n").map(Number);
+const tasks = [serverPid, ...kids].flatMap((pid) => readdirSync(`/proc/${pid}/task`).map((t) => [pid, Number(t)]));
+const st = ([pid, tid]) => { const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").split(") ")[1].split(" "); return [Number(f[11]) * 10, Number(f[12]) * 10]; };
+const before = tasks.map(st);
+const r = await wrk(target.url, { ...target, seconds: Number(process.argv[2] ?? 8) });
+console.log("req", r.requests, "rps", r.rps.toFixed(0), "p50", r.p50);
+tasks.forEach((t, i) => { const [u, s] = st(t); const du = u - before[i][0], ds = s - before[i][1]; if (du + ds > 0) console.log(t.join("/"), readFileSync(`/proc/${t[0]}/task/${t[1]}/comm`, "utf8").trim(), "user µs/req", (du * 1000 / r.requests).toFixed(0), "sys µs/req", (ds * 1000 / r.requests).toFixed(0)); });
+await p.stop();
