@@ -295,8 +295,7 @@ const cases = {
         completion.dispose();
         sequence.dispose();
       },
-      async () =>
-        kit.collect(await runner.predict({ prompt, max_tokens: tokens, seed: 1 })),
+      async () => kit.collect(await runner.predict({ prompt, max_tokens: tokens, seed: 1 })),
       () => viaApi("local/bench-llm", { prompt, max_tokens: tokens, seed: 1 }),
     );
     return { ...times, stream };
