@@ -27,9 +27,9 @@ const target =
         body: JSON.stringify({ version: versionId, input: { text: "bench" } }),
         headers: { ...headers, "content-type": "application/json", prefer: "wait" },
       };
-const result = await wrk(target.url, { ...target, seconds });
+// Stopped whatever happens (wrk missing or failing), so no server is left running.
+const result = await wrk(target.url, { ...target, seconds }).finally(() => proc.stop());
 console.error(`${which}: ${Math.round(result.rps)} req/s, p50 ${result.p50} µs, non-2xx ${result.non2xx}`);
-await proc.stop();
 
 console.log(path);
 const profile = JSON.parse(readFileSync(path, "utf8"));
