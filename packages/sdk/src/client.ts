@@ -16,6 +16,7 @@ import type { ModelRef, UntypedRef } from "./core/model-ref.js";
 import { PagePromise } from "./core/pagination.js";
 import { RateLimiter } from "./core/rate-limit.js";
 import { parseSSEStream, ServerSentEvent } from "./core/sse.js";
+import { anySignal } from "./internal/any-signal.js";
 import { readEnv } from "./internal/env.js";
 import { backoffDelayMs, retryAfterMs } from "./internal/retry.js";
 import { sleep, throwIfAborted } from "./internal/sleep.js";
@@ -477,6 +478,7 @@ export class Replicant {
     const options: ConstructorParameters<typeof FileOutput>[1] = {
       fetch: (input, init) => this.fetch(input, this.cache ? { ...init, cache: this.cache } : init),
       headers,
+      timeout: this.timeout,
     };
     if (signal) options.signal = signal;
     return new FileOutput(url, options);
@@ -953,21 +955,6 @@ function pollIntervalFromEnv(): number | undefined {
   if (value === undefined) return undefined;
   const seconds = Number(value);
   return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
-}
-
-/** `AbortSignal.any` where available (it cleans up after itself), a listener otherwise. */
-function anySignal(signals: AbortSignal[]): AbortSignal {
-  const withAny = AbortSignal as typeof AbortSignal & { any?: (signals: AbortSignal[]) => AbortSignal };
-  if (typeof withAny.any === "function") return withAny.any(signals);
-  const controller = new AbortController();
-  for (const signal of signals) {
-    if (signal.aborted) {
-      controller.abort(signal.reason);
-      break;
-    }
-    signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
-  }
-  return controller.signal;
 }
 
 /** Copies a caller's headers (a record, pairs or a Headers) into a lower-case record, without a Headers object. */

@@ -114,3 +114,101 @@ describe("FileOutput", () => {
     assert.equal(requests[1]!.headers.get("authorization"), null);
   });
 });
+
+/** A real HTTP server whose download of /stall-headers never answers, /stall-body stops after one chunk,
+ * and /steady sends ten chunks 40 ms apart. */
+async function slowFileServer() {
+  const { createServer } = await import("node:http");
+  const server = createServer((request, response) => {
+    if (request.url === "/stall-headers") return; // never answers
+    response.writeHead(200, { "content-type": "application/octet-stream" });
+    if (request.url === "/stall-body") {
+      response.write(Buffer.from([1, 2, 3]));
+      return; // never ends
+    }
+    let sent = 0;
+    const timer = setInterval(() => {
+      response.write(Buffer.from([sent]));
+      if (++sent === 10) {
+        clearInterval(timer);
+        response.end();
+      }
+    }, 40);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: (path: string) => `http://127.0.0.1:${port}${path}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe("FileOutput download timeout", () => {
+  test("a server that never answers fails the download with APITimeoutError", {
+    timeout: 10_000,
+  }, async (t) => {
+    const server = await slowFileServer();
+    t.after(server.close);
+    const started = performance.now();
+    await assert.rejects(
+      new FileOutput(server.url("/stall-headers"), { timeout: 150 }).blob(),
+      Replicant.APITimeoutError,
+    );
+    assert.ok(performance.now() - started < 5000);
+    await assert.rejects(
+      new Response(new FileOutput(server.url("/stall-headers"), { timeout: 150 })).arrayBuffer(),
+      /timed out after 150 ms/,
+    );
+  });
+
+  test("a body that stops arriving fails, for blob() and for a stream reader alike", {
+    timeout: 10_000,
+  }, async (t) => {
+    const server = await slowFileServer();
+    t.after(server.close);
+    await assert.rejects(
+      new FileOutput(server.url("/stall-body"), { timeout: 150 }).blob(),
+      Replicant.APITimeoutError,
+    );
+    const reader = new FileOutput(server.url("/stall-body"), { timeout: 150 }).getReader();
+    const first = await reader.read();
+    assert.deepEqual([...(first.value ?? [])], [1, 2, 3]);
+    await assert.rejects(reader.read(), Replicant.APITimeoutError);
+  });
+
+  test("the timeout is per chunk: a download that keeps arriving may take longer in all", {
+    timeout: 10_000,
+  }, async (t) => {
+    const server = await slowFileServer();
+    t.after(server.close);
+    const started = performance.now();
+    const bytes = await new FileOutput(server.url("/steady"), { timeout: 200 }).bytes();
+    assert.deepEqual([...bytes], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.ok(performance.now() - started > 200, "ten chunks 40 ms apart outlast one timeout");
+  });
+
+  test("a client's file outputs use its timeout; without one a download waits", {
+    timeout: 10_000,
+  }, async (t) => {
+    const server = await slowFileServer();
+    t.after(server.close);
+    const replicate = new Replicant({ auth: "r8_x", baseUrl: BASE_URL, timeout: 150 });
+    await assert.rejects(replicate.fileOutput(server.url("/stall-body")).blob(), Replicant.APITimeoutError);
+    const controller = new AbortController();
+    const waiting = new FileOutput(server.url("/stall-body"), { signal: controller.signal }).blob();
+    const outcome = await Promise.race([
+      waiting.then(
+        () => "done",
+        () => "failed",
+      ),
+      new Promise((resolve) => setTimeout(() => resolve("still waiting"), 400)),
+    ]);
+    assert.equal(outcome, "still waiting");
+    controller.abort();
+    await assert.rejects(waiting, { name: "AbortError" });
+  });
+});

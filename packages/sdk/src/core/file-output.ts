@@ -1,5 +1,6 @@
+import { anySignal } from "../internal/any-signal.js";
 import { base64ToBytes } from "../internal/base64.js";
-import { APIConnectionError, APIError } from "./errors.js";
+import { APIConnectionError, APIError, APITimeoutError, APIUserAbortError } from "./errors.js";
 
 /** The shape of `fetch` the SDK needs; any WHATWG-compatible fetch fits. */
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
@@ -21,6 +22,13 @@ export interface FileOutputOptions {
   headers?: Record<string, string>;
   /** Aborts a download in progress. */
   signal?: AbortSignal;
+  /**
+   * Milliseconds to wait for the download to start (the response headers), then for each next chunk of the
+   * body while someone reads it; a stalled download fails with `APITimeoutError` instead of hanging. A large
+   * file that keeps arriving never times out. 0 or `Infinity`: no limit (the default for a bare
+   * `FileOutput`; a client passes its own `timeout`).
+   */
+  timeout?: number;
 }
 
 interface DownloadState {
@@ -28,6 +36,8 @@ interface DownloadState {
   options: FileOutputOptions;
   blob: Promise<Blob> | undefined;
   reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  /** Aborts the download when a read outlasts the timeout. */
+  stall: AbortController | undefined;
   streamStarted: boolean;
   contentType: string | undefined;
 }
@@ -48,6 +58,7 @@ export class FileOutput extends ReadableStream<Uint8Array> {
       options,
       blob: undefined,
       reader: undefined,
+      stall: undefined,
       streamStarted: false,
       contentType: undefined,
     };
@@ -56,10 +67,14 @@ export class FileOutput extends ReadableStream<Uint8Array> {
         async pull(controller) {
           if (!state.reader) {
             state.streamStarted = true;
-            const source = state.blob ? (await state.blob).stream() : await openBody(state);
-            state.reader = source.getReader();
+            if (state.blob) state.reader = (await state.blob).stream().getReader();
+            else {
+              const { body, stall } = await openBody(state);
+              state.reader = body.getReader();
+              state.stall = stall;
+            }
           }
-          const { done, value } = await state.reader.read();
+          const { done, value } = await readWithin(state, state.reader, state.stall);
           if (done) controller.close();
           else controller.enqueue(value);
         },
@@ -194,14 +209,16 @@ function makeFileUrl(href: string): FileUrl {
   return accessor as FileUrl;
 }
 
-async function openBody(state: DownloadState): Promise<ReadableStream<Uint8Array>> {
+async function openBody(
+  state: DownloadState,
+): Promise<{ body: ReadableStream<Uint8Array>; stall: AbortController | undefined }> {
   if (state.href.startsWith("data:")) {
     const { contentType, bytes } = parseDataUri(state.href);
     state.contentType = contentType;
-    return new Blob([bytes], { type: contentType }).stream();
+    return { body: new Blob([bytes], { type: contentType }).stream(), stall: undefined };
   }
-  const response = await fetchFile(state);
-  return response.body ?? new Blob([]).stream();
+  const { response, stall } = await fetchFile(state);
+  return { body: response.body ?? new Blob([]).stream(), stall };
 }
 
 async function downloadBlob(state: DownloadState): Promise<Blob> {
@@ -210,20 +227,88 @@ async function downloadBlob(state: DownloadState): Promise<Blob> {
     state.contentType = contentType;
     return new Blob([bytes], { type: contentType });
   }
-  const response = await fetchFile(state);
-  const bytes = await response.arrayBuffer();
-  return new Blob([bytes], { type: state.contentType ?? "application/octet-stream" });
+  const { response, stall } = await fetchFile(state);
+  const chunks: Uint8Array[] = [];
+  if (response.body) {
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await readWithin(state, reader, stall);
+      if (done) break;
+      chunks.push(value);
+    }
+  }
+  return new Blob(chunks as BlobPart[], { type: state.contentType ?? "application/octet-stream" });
 }
 
-async function fetchFile(state: DownloadState): Promise<Response> {
+function timeoutOf(state: DownloadState): number | undefined {
+  const timeout = state.options.timeout;
+  return timeout !== undefined && timeout > 0 && Number.isFinite(timeout) ? timeout : undefined;
+}
+
+/**
+ * One read of a download's body. With a timeout, a read that outlasts it aborts `stall` (which the download's
+ * fetch listens to) and fails with APITimeoutError, even if the fetch in use ignores its signal.
+ */
+async function readWithin(
+  state: DownloadState,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  stall: AbortController | undefined,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  const request = { method: "GET", url: state.href };
+  const timeout = timeoutOf(state);
+  try {
+    if (!stall || timeout === undefined) return await reader.read();
+    return await withinTimeout(reader.read(), stall, timeout, request);
+  } catch (error) {
+    if (error instanceof APITimeoutError || (stall?.signal.aborted && timeout !== undefined)) {
+      reader.cancel().catch(() => {});
+      throw error instanceof APITimeoutError ? error : new APITimeoutError(request, timeout as number);
+    }
+    if (state.options.signal?.aborted) throw new APIUserAbortError(state.options.signal.reason);
+    throw new APIConnectionError(request, { cause: error });
+  }
+}
+
+/** `work`, or APITimeoutError (and `stall` aborted) if it takes longer than `timeout` ms. */
+function withinTimeout<T>(
+  work: Promise<T>,
+  stall: AbortController,
+  timeout: number,
+  request: { method: string; url: string },
+): Promise<T> {
+  // The losing promise's rejection is expected once the download is aborted: keep it from going unhandled.
+  work.catch(() => {});
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      // Rejected before the abort, whose own rejection of `work` would otherwise win the race.
+      reject(new APITimeoutError(request, timeout));
+      stall.abort();
+    }, timeout);
+  });
+  return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
+}
+
+async function fetchFile(
+  state: DownloadState,
+): Promise<{ response: Response; stall: AbortController | undefined }> {
   const fetchFunction = state.options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const request = { method: "GET", url: state.href };
+  const timeout = timeoutOf(state);
+  const userSignal = state.options.signal;
+  const stall = timeout === undefined ? undefined : new AbortController();
   let response: Response;
   try {
     const init: RequestInit = { method: "GET", headers: state.options.headers ?? {} };
-    if (state.options.signal) init.signal = state.options.signal;
-    response = await fetchFunction(state.href, init);
+    const signal = stall ? (userSignal ? anySignal([userSignal, stall.signal]) : stall.signal) : userSignal;
+    if (signal) init.signal = signal;
+    const fetching = fetchFunction(state.href, init);
+    response = await (stall && timeout !== undefined
+      ? withinTimeout(fetching, stall, timeout, request)
+      : fetching);
   } catch (error) {
+    if (error instanceof APITimeoutError) throw error;
+    if (userSignal?.aborted) throw new APIUserAbortError(userSignal.reason);
     throw new APIConnectionError(request, { cause: error });
   }
   if (!response.ok) {
@@ -231,5 +316,5 @@ async function fetchFile(state: DownloadState): Promise<Response> {
     throw APIError.fromResponse(request, response, body);
   }
   state.contentType = response.headers.get("content-type") ?? undefined;
-  return response;
+  return { response, stall };
 }
