@@ -77,6 +77,9 @@ export async function openBackends(
 
 const AUTH_CACHE_MS = 5_000;
 
+/** How often a process that runs predictions looks for deployments to warm or retire. */
+const DEPLOYMENT_WARM_INTERVAL_MS = 5000;
+
 /** One Replicant API server: HTTP routes, the director, webhook delivery and housekeeping. */
 export class ReplicantServer {
   readonly app: FastifyInstance;
@@ -85,6 +88,7 @@ export class ReplicantServer {
   adminToken = "";
   adminTokenGenerated = false;
   private director: Director | undefined;
+  private deploymentWarmer: NodeJS.Timeout | undefined;
   private webhooks: Webhooks | undefined;
   private maintenance: Maintenance | undefined;
   private runners: RunnerRegistry | undefined;
@@ -337,6 +341,16 @@ export class ReplicantServer {
     const { config } = this.ctx;
     // Scale-out: another worker may be running the unfinished predictions; the reconciler recovers instead.
     await this.director?.start(config.scaleOut === undefined);
+    if (this.director && this.runners) {
+      const runners = this.runners;
+      const warm = () =>
+        void runners.warmDeployments().catch((error) => console.error("warming deployments failed:", error));
+      this.ctx.onDeploymentsChanged = warm;
+      warm();
+      // Changes made through other processes (scale-out API processes) show up within this interval.
+      this.deploymentWarmer = setInterval(warm, DEPLOYMENT_WARM_INTERVAL_MS);
+      this.deploymentWarmer.unref();
+    }
     if (config.role === "api") return;
     this.webhooks?.start();
     this.maintenance?.start();
@@ -349,6 +363,8 @@ export class ReplicantServer {
 
   async close(): Promise<void> {
     await this.app.close();
+    if (this.deploymentWarmer) clearInterval(this.deploymentWarmer);
+    delete this.ctx.onDeploymentsChanged;
     await this.director?.stop();
     await this.predictions?.flushRunCounts();
     await this.webhooks?.stop();

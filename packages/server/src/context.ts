@@ -17,6 +17,8 @@ export interface ServerContext {
   now: () => Date;
   /** Drops a revoked token from caches. */
   onTokenRevoked?: (hash: string) => void;
+  /** A deployment was created, released again or deleted through this process: warm or retire its runners. */
+  onDeploymentsChanged?: () => void;
 }
 
 export const PREDICTIONS_QUEUE = "predictions";

@@ -3,7 +3,7 @@ import { mkdir, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { CogClient, RunnerPool } from "@replicant/runtime";
-import type { PredictionRecord, RunnerSpec, VersionRecord } from "./backends/types.js";
+import type { PredictionRecord, ReleaseRecord, RunnerSpec, VersionRecord } from "./backends/types.js";
 import { findBuiltin } from "./builtin/index.js";
 import { extractBundle, predictorInBundle } from "./bundles.js";
 import type { ServerContext } from "./context.js";
@@ -28,22 +28,90 @@ export class RunnerRegistry implements RunnerResolver {
   async resolve(version: VersionRecord, record?: PredictionRecord): Promise<ModelRunner> {
     const spec = version.runner;
     if (spec.kind === "cog") return this.cogClient(version.id, spec.url);
-    const predictorPath = await this.predictorPath(version.id, spec);
-    let key = `version:${version.id}`;
-    let sizing = { minInstances: 0, maxInstances: 1 };
     if (record?.deployment) {
       const [owner, name] = record.deployment.split("/");
       const deployment = owner && name ? await this.ctx.store.getDeployment(owner, name) : undefined;
       const release = deployment ? await this.ctx.store.getCurrentRelease(deployment.id) : undefined;
-      if (release) {
-        key = `deployment:${record.deployment}:${release.number}`;
-        sizing = { minInstances: release.min_instances, maxInstances: Math.max(1, release.max_instances) };
-        this.retireOlderReleases(record.deployment, key);
-      }
+      if (release) return this.deploymentPool(record.deployment, release, version);
     }
+    return this.pool(version, `version:${version.id}`, { minInstances: 0, maxInstances: 1 });
+  }
+
+  /**
+   * Starts, before any prediction, the instances each deployment's current release keeps running
+   * (`min_instances`), and closes the pools of releases that are no longer current (replaced or deleted
+   * deployments). Run at start, after a deployment changes in this process, and every few seconds (a
+   * scale-out worker hears of changes made through other processes that way).
+   */
+  async warmDeployments(): Promise<void> {
+    if (this.warming) {
+      this.warmAgain = true;
+      return this.warming;
+    }
+    this.warming = (async () => {
+      do {
+        this.warmAgain = false;
+        if (this.closed) return;
+        const current = await this.ctx.store.listCurrentReleases();
+        const keys = new Set(current.map(({ deployment, release }) => deploymentKey(deployment, release)));
+        for (const [key, runner] of this.pools) {
+          if (key.startsWith("deployment:") && !keys.has(key)) {
+            this.pools.delete(key);
+            void runner.close();
+          }
+        }
+        for (const { deployment, release } of current) {
+          if (release.min_instances === 0 || this.closed) continue;
+          try {
+            const version = await this.ctx.versions.get(release.version_id);
+            if (version && version.runner.kind !== "cog")
+              await this.deploymentPool(deployment, release, version);
+          } catch (error) {
+            // One deployment whose model cannot start must not keep the others cold; its predictions
+            // report the cause.
+            console.error(`deployment ${deployment}: could not start its instances:`, error);
+          }
+        }
+      } while (this.warmAgain);
+    })().finally(() => {
+      this.warming = undefined;
+    });
+    return this.warming;
+  }
+
+  private warming: Promise<void> | undefined;
+  private warmAgain = false;
+  private closed = false;
+
+  private deploymentPool(
+    deployment: string,
+    release: ReleaseRecord,
+    version: VersionRecord,
+  ): Promise<ModelRunner> {
+    const key = deploymentKey(deployment, release);
+    this.retireOlderReleases(deployment, key);
+    return this.pool(version, key, {
+      minInstances: release.min_instances,
+      maxInstances: Math.max(1, release.max_instances),
+    });
+  }
+
+  /** The pool under `key`, created (with its minimum of processes started) on first use. */
+  private async pool(
+    version: VersionRecord,
+    key: string,
+    sizing: { minInstances: number; maxInstances: number },
+  ): Promise<ModelRunner> {
     const existing = this.pools.get(key);
     if (existing) return existing;
+    const spec = version.runner;
+    if (spec.kind === "cog") return this.cogClient(version.id, spec.url);
+    const predictorPath = await this.predictorPath(version.id, spec);
     const weights = spec.weights ? await this.localWeights(spec.weights) : undefined;
+    // Two callers may have awaited the same paths: the first to get here creates the pool.
+    const raced = this.pools.get(key);
+    if (raced) return raced;
+    if (this.closed) throw new Error("the server is shutting down");
     const pool = new RunnerPool({
       predictorPath,
       ...sizing,
@@ -149,8 +217,14 @@ export class RunnerRegistry implements RunnerResolver {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    await this.warming?.catch(() => undefined);
     const pools = [...this.pools.values()].map((runner) => runner.close());
     this.pools.clear();
     await Promise.all(pools);
   }
+}
+
+function deploymentKey(deployment: string, release: ReleaseRecord): string {
+  return `deployment:${deployment}:${release.number}`;
 }

@@ -257,3 +257,88 @@ export default definePredictor({
     assert.equal(existsSync(join(server.dataDir, "escape-predict.js")), false);
   });
 });
+
+/** Polls `probe` until it returns a value, or fails after `ms`. */
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("a deployment's min_instances", () => {
+  it("start before any prediction, serve it, and stop when the release is replaced or the deployment deleted", {
+    timeout: 120_000,
+  }, async () => {
+    const marker = join(work, "warm-setups.txt");
+    const source = `import { appendFileSync } from "node:fs";
+import { definePredictor, input, output } from "@replicant/runtime";
+export default definePredictor({
+  input: { name: input.string({ default: "you" }) },
+  output: output.string(),
+  setup: () => { appendFileSync(${JSON.stringify(marker)}, process.pid + "\\n"); },
+  predict: () => String(process.pid),
+});
+`;
+    const setups = async () =>
+      (await readFile(marker, "utf8").catch(() => "")).split("\n").filter(Boolean).map(Number);
+    // Each process that runs predictions keeps its own instances (a cluster has two).
+    const processes = TEST_BACKEND === "cluster" ? 2 : 1;
+    const version = await pushVersion("warm", source, schema);
+    assert.equal(version.status, 201, JSON.stringify(version.json));
+    const created = await api("POST", "/deployments", {
+      name: "warm",
+      model: "local/pushed",
+      version: version.json.id,
+      hardware: "cpu",
+      min_instances: 1,
+      max_instances: 1,
+    });
+    assert.equal(created.status, 200, JSON.stringify(created.json));
+
+    const warmed = await eventually("the warm instances", async () => {
+      const pids = await setups();
+      return pids.length === processes ? pids : undefined;
+    });
+    assert.ok(warmed.every(alive));
+    const prediction = await api("POST", "/deployments/local/warm/predictions", { input: {} });
+    assert.equal(prediction.json.status, "succeeded", JSON.stringify(prediction.json));
+    assert.ok(warmed.includes(Number(prediction.json.output)), "ran on a warmed process");
+    assert.deepEqual(await setups(), warmed, "no setup beyond the warmed instances");
+
+    // A new release without a minimum retires the old release's processes.
+    const cooled = await api("PATCH", "/deployments/local/warm", { min_instances: 0 });
+    assert.equal(cooled.status, 200, JSON.stringify(cooled.json));
+    await eventually("the old release's processes to stop", async () =>
+      warmed.some(alive) ? undefined : true,
+    );
+
+    // Back to one: new processes start; deleting the deployment stops them.
+    assert.equal((await api("PATCH", "/deployments/local/warm", { min_instances: 1 })).status, 200);
+    const rewarmed = await eventually("the new release's instances", async () => {
+      const pids = (await setups()).filter((pid) => !warmed.includes(pid));
+      return pids.length === processes ? pids : undefined;
+    });
+    assert.ok(rewarmed.every(alive));
+    const deleted = await fetch(`${server.apiUrl}/deployments/local/warm`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${server.token}` },
+    });
+    assert.equal(deleted.status, 204);
+    await eventually("the deleted deployment's processes to stop", async () =>
+      rewarmed.some(alive) ? undefined : true,
+    );
+  });
+});

@@ -1343,6 +1343,30 @@ export class KyselyStore implements Store {
     return this.page(query.compile(), limit, PLAIN);
   }
 
+  async listCurrentReleases(): Promise<{ deployment: string; release: ReleaseRecord }[]> {
+    const query = this.kysely
+      .selectFrom("deployments as d")
+      .innerJoin("releases as r", "r.deployment_id", "d.id")
+      .selectAll("r")
+      .select(["d.owner as deployment_owner", "d.name as deployment_name"])
+      .where("r.number", "=", (eb) =>
+        eb
+          .selectFrom("releases as latest")
+          .select((inner) => inner.fn.max("latest.number").as("number"))
+          .whereRef("latest.deployment_id", "=", "d.id"),
+      )
+      .orderBy("d.owner")
+      .orderBy("d.name");
+    const rows = await this.all<ReleaseRecord & { deployment_owner: string; deployment_name: string }>(
+      query.compile(),
+      RELEASE_KINDS,
+    );
+    return rows.map(({ deployment_owner, deployment_name, ...release }) => ({
+      deployment: `${deployment_owner}/${deployment_name}`,
+      release,
+    }));
+  }
+
   async deleteDeployment(id: string): Promise<void> {
     const queries = [
       this.kysely.deleteFrom("releases").where("deployment_id", "=", id).compile(),

@@ -306,6 +306,8 @@ export interface Store {
   getCurrentRelease(deploymentId: string): Promise<ReleaseRecord | undefined>;
   addRelease(release: ReleaseRecord): Promise<void>;
   listDeployments(accountId: string, page: PageRequest): Promise<PageResult<DeploymentRecord>>;
+  /** Every deployment of every account with its current (latest) release, for keeping instances warm. */
+  listCurrentReleases(): Promise<{ deployment: string; release: ReleaseRecord }[]>;
   deleteDeployment(id: string): Promise<void>;
 
   createFile(file: FileRecord): Promise<void>;

@@ -131,6 +131,7 @@ export function registerDeploymentRoutes({ app, table, ctx, predictions }: Route
       created_at: now,
     };
     await store.createDeployment(deployment, release);
+    ctx.onDeploymentsChanged?.();
     return reply.code(200).send(await toJson(deployment, release));
   });
 
@@ -187,6 +188,7 @@ export function registerDeploymentRoutes({ app, table, ctx, predictions }: Route
       created_at: ctx.now().toISOString(),
     };
     await store.addRelease(release);
+    ctx.onDeploymentsChanged?.();
     return toJson(deployment, release);
   });
 
@@ -198,6 +200,7 @@ export function registerDeploymentRoutes({ app, table, ctx, predictions }: Route
     async (request, reply) => {
       const deployment = await ownDeployment(request);
       await store.deleteDeployment(deployment.id);
+      ctx.onDeploymentsChanged?.();
       return sendNoContent(reply);
     },
   );
