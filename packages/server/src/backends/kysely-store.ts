@@ -241,9 +241,26 @@ const MAX_CACHED_STATEMENTS = 1000;
 interface RawRead {
   statement: BetterSqlite3.Statement;
   kinds: ColumnKinds;
-  columns: string[];
-  /** Per column, its columnCode. */
-  codes: number[];
+  /** Builds the record from the row's values in one object literal (made once per statement). */
+  build: (values: unknown[]) => Record<string, unknown>;
+}
+
+/**
+ * A function that turns a raw row into its record with one object literal: every record of a statement
+ * gets the same shape at once, where adding columns one by one costs a shape transition per column.
+ */
+function rowBuilder(columns: string[], codes: number[]): (values: unknown[]) => Record<string, unknown> {
+  const fields = columns.map((name, i) => {
+    const value = `values[${i}]`;
+    const code = codes[i];
+    const converted = code === 0 ? value : `fromStored(${code}, ${value})`;
+    return `${JSON.stringify(name)}: ${converted}`;
+  });
+  // Column names come from SQLite's own statement metadata and are quoted by JSON.stringify.
+  const make = new Function("fromStored", `return (values) => ({ ${fields.join(", ")} });`) as (
+    convert: typeof fromStored,
+  ) => (values: unknown[]) => Record<string, unknown>;
+  return make(fromStored);
 }
 
 /**
@@ -323,7 +340,7 @@ class RawSqliteExecutor implements Executor {
         statement.raw(true);
         const columns = statement.columns().map((column) => column.name);
         const codes = columns.map((name) => columnCode(kinds, name));
-        read = { statement, kinds, columns, codes };
+        read = { statement, kinds, build: rowBuilder(columns, codes) };
       }
       if (this.rawReads.size >= MAX_CACHED_STATEMENTS) this.rawReads.clear();
       this.rawReads.set(query.sql, read);
@@ -331,10 +348,7 @@ class RawSqliteExecutor implements Executor {
     if (read === null || read.kinds !== kinds) return null;
     const values = read.statement.get(query.parameters) as unknown[] | undefined;
     if (values === undefined) return undefined;
-    const { columns, codes } = read;
-    const record: Record<string, unknown> = {};
-    for (let i = 0; i < columns.length; i++) record[columns[i] as string] = fromStored(codes[i], values[i]);
-    return record as T;
+    return read.build(values) as T;
   }
 }
 
