@@ -261,39 +261,31 @@ const cases = {
     // The predictor's default sampling (temperature 0.7, top_p 0.95, top_k 40) and its text per token:
     // node-llama-cpp's own defaults (greedy, tokens only) would do less work than the API path is asked to.
     const sampling = { maxTokens: tokens, seed: 1, temperature: 0.7, topP: 0.95, topK: 40 };
+    /** The library called directly: one completion, each token's text handed to `onText`. */
+    const generate = async (onText) => {
+      const sequence = context.getSequence();
+      const completion = new LlamaCompletion({ contextSequence: sequence });
+      await completion.generateCompletion(prompt, {
+        ...sampling,
+        onToken: (t) => {
+          for (const token of t) onText(model.detokenize([token]));
+        },
+      });
+      completion.dispose();
+      sequence.dispose();
+    };
     const stream = await compareStreaming(
       async () => {
-        const sequence = context.getSequence();
-        const completion = new LlamaCompletion({ contextSequence: sequence });
         const arrivals = [];
-        await completion.generateCompletion(prompt, {
-          ...sampling,
-          onToken: (t) => {
-            for (const token of t) {
-              model.detokenize([token]);
-              arrivals.push(performance.now());
-            }
-          },
-        });
-        completion.dispose();
-        sequence.dispose();
+        await generate(() => arrivals.push(performance.now()));
         return arrivals;
       },
       () => streamViaApi("local/bench-llm", { prompt, max_tokens: tokens, seed: 1 }),
     );
     const times = await compare(
       async () => {
-        const sequence = context.getSequence();
-        const completion = new LlamaCompletion({ contextSequence: sequence });
         const text = [];
-        await completion.generateCompletion(prompt, {
-          ...sampling,
-          onToken: (t) => {
-            for (const token of t) text.push(model.detokenize([token]));
-          },
-        });
-        completion.dispose();
-        sequence.dispose();
+        await generate((piece) => text.push(piece));
       },
       async () => kit.collect(await runner.predict({ prompt, max_tokens: tokens, seed: 1 })),
       () => viaApi("local/bench-llm", { prompt, max_tokens: tokens, seed: 1 }),

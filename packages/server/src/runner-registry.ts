@@ -20,6 +20,10 @@ export class RunnerRegistry implements RunnerResolver {
   private readonly weightsDir: string;
   /** One pool per version (and weights), or per deployment release. */
   private readonly pools = new Map<string, ModelRunner>();
+  /** The warmDeployments() pass under way, and whether another was asked for meanwhile. */
+  private warming: Promise<void> | undefined;
+  private warmAgain = false;
+  private closed = false;
 
   constructor(private readonly ctx: ServerContext) {
     this.weightsDir = join(ctx.config.dataDir, "cache", "weights");
@@ -64,8 +68,7 @@ export class RunnerRegistry implements RunnerResolver {
           if (release.min_instances === 0 || this.closed) continue;
           try {
             const version = await this.ctx.versions.get(release.version_id);
-            if (version && version.runner.kind !== "cog")
-              await this.deploymentPool(deployment, release, version);
+            if (version) await this.deploymentPool(deployment, release, version);
           } catch (error) {
             // One deployment whose model cannot start must not keep the others cold; its predictions
             // report the cause.
@@ -78,10 +81,6 @@ export class RunnerRegistry implements RunnerResolver {
     });
     return this.warming;
   }
-
-  private warming: Promise<void> | undefined;
-  private warmAgain = false;
-  private closed = false;
 
   private deploymentPool(
     deployment: string,
