@@ -22,6 +22,8 @@ export interface DirectRunOptions {
   weights?: string;
   /** Called with every log line (default: dropped). */
   log?: (text: string) => void;
+  /** Called with every ctx.metric(name, value) of a run (default: dropped). */
+  metric?: (name: string, value: number) => void;
   signal?: AbortSignal;
 }
 
@@ -52,7 +54,7 @@ export async function directRunner<I extends InputDecls, O extends OutputSpec, S
       state,
       log,
       progress() {},
-      metric() {},
+      metric: options.metric ?? (() => {}),
       signal: options.signal ?? new AbortController().signal,
       scratchDir,
     };

@@ -107,6 +107,7 @@ export default definePredictor({
     const completion = new LlamaCompletion({ contextSequence: sequence });
     const tokens = channel<string>();
     const started = performance.now();
+    let firstTokenAt: number | undefined;
     let count = 0;
     const run = completion
       .generateCompletion(text, {
@@ -120,6 +121,7 @@ export default definePredictor({
         stopOnAbortSignal: true,
         // One output item per generated token, as Replicate's language models stream.
         onToken(generated) {
+          firstTokenAt ??= performance.now();
           for (const token of generated) {
             count++;
             tokens.push(model.detokenize([token]));
@@ -137,7 +139,10 @@ export default definePredictor({
       completion.dispose();
       sequence.dispose();
       const seconds = (performance.now() - started) / 1000;
+      // The metrics Replicate's language models report.
+      ctx.metric("input_token_count", model.tokenize(text).length);
       ctx.metric("output_token_count", count);
+      if (firstTokenAt !== undefined) ctx.metric("time_to_first_token", (firstTokenAt - started) / 1000);
       if (seconds > 0) ctx.metric("tokens_per_second", count / seconds);
     }
   },

@@ -44,6 +44,31 @@ test("streams exactly max_tokens tokens", { skip }, async () => {
   assert.equal(withSystem.length, 5);
 });
 
+test("reports the metrics Replicate's language models report", { skip }, async () => {
+  let metrics: Record<string, number> = {};
+  const runner = await directRunner(llm, {
+    weights: gguf,
+    metric: (name, value) => {
+      metrics[name] = value;
+    },
+  });
+  const started = performance.now();
+  await collect(await runner.predict({ prompt: "Once upon a time", max_tokens: 12, seed: 3 }));
+  const seconds = (performance.now() - started) / 1000;
+  assert.equal(metrics.output_token_count, 12);
+  const promptTokens = metrics.input_token_count ?? 0;
+  assert.ok(promptTokens > 0, JSON.stringify(metrics));
+  const firstToken = metrics.time_to_first_token ?? -1;
+  assert.ok(firstToken > 0 && firstToken <= seconds, JSON.stringify(metrics));
+  assert.ok((metrics.tokens_per_second ?? 0) > 0);
+  // A system prompt, joined by the template, is part of the input the model reads.
+  metrics = {};
+  await collect(
+    await runner.predict({ prompt: "Once upon a time", system_prompt: "Be brief and kind.", max_tokens: 2 }),
+  );
+  assert.ok((metrics.input_token_count ?? 0) > promptTokens, JSON.stringify(metrics));
+});
+
 test("stops early when the run is aborted", { skip }, async () => {
   const controller = new AbortController();
   const runner = await directRunner(llm, { weights: gguf, signal: controller.signal });
