@@ -58,12 +58,7 @@ export class RunnerRegistry implements RunnerResolver {
         if (this.closed) return;
         const current = await this.ctx.store.listCurrentReleases();
         const keys = new Set(current.map(({ deployment, release }) => deploymentKey(deployment, release)));
-        for (const [key, runner] of this.pools) {
-          if (key.startsWith("deployment:") && !keys.has(key)) {
-            this.pools.delete(key);
-            void runner.close();
-          }
-        }
+        this.retirePools((key) => key.startsWith("deployment:") && !keys.has(key));
         for (const { deployment, release } of current) {
           if (release.min_instances === 0 || this.closed) continue;
           try {
@@ -154,8 +149,13 @@ export class RunnerRegistry implements RunnerResolver {
 
   /** A new release replaces the deployment's pool; the old one finishes what it runs and closes. */
   private retireOlderReleases(deployment: string, currentKey: string): void {
+    this.retirePools((key) => key !== currentKey && key.startsWith(`deployment:${deployment}:`));
+  }
+
+  /** Drops the pools whose keys match; each finishes what it runs, then closes. */
+  private retirePools(matches: (key: string) => boolean): void {
     for (const [key, runner] of this.pools) {
-      if (key !== currentKey && key.startsWith(`deployment:${deployment}:`)) {
+      if (matches(key)) {
         this.pools.delete(key);
         void runner.close();
       }

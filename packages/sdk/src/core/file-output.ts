@@ -31,13 +31,19 @@ export interface FileOutputOptions {
   timeout?: number;
 }
 
+/** A download's timeout and the controller (its fetch listens to it) that ends the download when one passes. */
+interface Stall {
+  controller: AbortController;
+  timeout: number;
+}
+
 interface DownloadState {
   href: string;
   options: FileOutputOptions;
   blob: Promise<Blob> | undefined;
   reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-  /** Aborts the download when a read outlasts the timeout. */
-  stall: AbortController | undefined;
+  /** The stream's download deadline per read, once it has started. */
+  stall: Stall | undefined;
   streamStarted: boolean;
   contentType: string | undefined;
 }
@@ -211,7 +217,7 @@ function makeFileUrl(href: string): FileUrl {
 
 async function openBody(
   state: DownloadState,
-): Promise<{ body: ReadableStream<Uint8Array>; stall: AbortController | undefined }> {
+): Promise<{ body: ReadableStream<Uint8Array>; stall: Stall | undefined }> {
   if (state.href.startsWith("data:")) {
     const { contentType, bytes } = parseDataUri(state.href);
     state.contentType = contentType;
@@ -246,34 +252,31 @@ function timeoutOf(state: DownloadState): number | undefined {
 }
 
 /**
- * One read of a download's body. With a timeout, a read that outlasts it aborts `stall` (which the download's
- * fetch listens to) and fails with APITimeoutError, even if the fetch in use ignores its signal.
+ * One read of a download's body. With a `stall`, a read that outlasts its timeout ends the download and
+ * fails with APITimeoutError, even if the fetch in use ignores its signal.
  */
 async function readWithin(
   state: DownloadState,
   reader: ReadableStreamDefaultReader<Uint8Array>,
-  stall: AbortController | undefined,
+  stall: Stall | undefined,
 ): Promise<ReadableStreamReadResult<Uint8Array>> {
   const request = { method: "GET", url: state.href };
-  const timeout = timeoutOf(state);
   try {
-    if (!stall || timeout === undefined) return await reader.read();
-    return await withinTimeout(reader.read(), stall, timeout, request);
+    return await (stall ? withinTimeout(reader.read(), stall, request) : reader.read());
   } catch (error) {
-    if (error instanceof APITimeoutError || (stall?.signal.aborted && timeout !== undefined)) {
+    if (error instanceof APITimeoutError) {
       reader.cancel().catch(() => {});
-      throw error instanceof APITimeoutError ? error : new APITimeoutError(request, timeout as number);
+      throw error;
     }
     if (state.options.signal?.aborted) throw new APIUserAbortError(state.options.signal.reason);
     throw new APIConnectionError(request, { cause: error });
   }
 }
 
-/** `work`, or APITimeoutError (and `stall` aborted) if it takes longer than `timeout` ms. */
+/** `work`, or APITimeoutError (and the download aborted) if it takes longer than the stall's timeout. */
 function withinTimeout<T>(
   work: Promise<T>,
-  stall: AbortController,
-  timeout: number,
+  stall: Stall,
   request: { method: string; url: string },
 ): Promise<T> {
   // The losing promise's rejection is expected once the download is aborted: keep it from going unhandled.
@@ -282,30 +285,28 @@ function withinTimeout<T>(
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       // Rejected before the abort, whose own rejection of `work` would otherwise win the race.
-      reject(new APITimeoutError(request, timeout));
-      stall.abort();
-    }, timeout);
+      reject(new APITimeoutError(request, stall.timeout));
+      stall.controller.abort();
+    }, stall.timeout);
   });
   return Promise.race([work, timedOut]).finally(() => clearTimeout(timer));
 }
 
-async function fetchFile(
-  state: DownloadState,
-): Promise<{ response: Response; stall: AbortController | undefined }> {
+async function fetchFile(state: DownloadState): Promise<{ response: Response; stall: Stall | undefined }> {
   const fetchFunction = state.options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const request = { method: "GET", url: state.href };
   const timeout = timeoutOf(state);
   const userSignal = state.options.signal;
-  const stall = timeout === undefined ? undefined : new AbortController();
+  const stall = timeout === undefined ? undefined : { controller: new AbortController(), timeout };
   let response: Response;
   try {
     const init: RequestInit = { method: "GET", headers: state.options.headers ?? {} };
-    const signal = stall ? (userSignal ? anySignal([userSignal, stall.signal]) : stall.signal) : userSignal;
+    const stallSignal = stall?.controller.signal;
+    const signal =
+      stallSignal && userSignal ? anySignal([userSignal, stallSignal]) : (stallSignal ?? userSignal);
     if (signal) init.signal = signal;
     const fetching = fetchFunction(state.href, init);
-    response = await (stall && timeout !== undefined
-      ? withinTimeout(fetching, stall, timeout, request)
-      : fetching);
+    response = await (stall ? withinTimeout(fetching, stall, request) : fetching);
   } catch (error) {
     if (error instanceof APITimeoutError) throw error;
     if (userSignal?.aborted) throw new APIUserAbortError(userSignal.reason);
