@@ -61,6 +61,21 @@ export function predictionJson(p: PredictionRecord, urls: UrlSigner): Prediction
   return json;
 }
 
+const finishedPredictionText = new WeakMap<PredictionRecord, { urls: UrlSigner; text: string }>();
+
+/**
+ * {@link predictionJson} as JSON text. A frozen record is a finished one the store shares between reads
+ * (see FinishedRecordCache), so its text is kept with it and serialized once.
+ */
+export function predictionJsonText(p: PredictionRecord, urls: UrlSigner): string {
+  if (!Object.isFrozen(p)) return JSON.stringify(predictionJson(p, urls));
+  const kept = finishedPredictionText.get(p);
+  if (kept?.urls === urls) return kept.text;
+  const text = JSON.stringify(predictionJson(p, urls));
+  finishedPredictionText.set(p, { urls, text });
+  return text;
+}
+
 export function trainingJson(p: PredictionRecord, urls: UrlSigner): Training {
   const json: Training = {
     id: p.id,

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type * as BackendsModule from "../../server/src/backends/index.js";
+import { makeAccount, makePrediction } from "../src/conformance/fixtures.js";
 import {
   blobStoreConformance,
   eventBusConformance,
@@ -140,6 +141,50 @@ describe("embedded backends, beyond the contract", () => {
       await queue.close();
       await store.close();
     } finally {
+      await remove();
+    }
+  });
+
+  it("serves a finished prediction from memory; another process's write shows within a second", async () => {
+    const { dir, remove } = await tempDir();
+    const path = join(dir, "replicant.db");
+    const openStore = async () => {
+      const opened = openSqlite(path, "normal");
+      const store = new KyselyStore(opened.kysely, { dialect: "sqlite", sqlite: opened.db });
+      await store.migrate();
+      return store;
+    };
+    const reader = await openStore();
+    const writer = await openStore();
+    try {
+      const account = makeAccount();
+      await writer.createAccount(account);
+      const running = makePrediction(account, { status: "processing" });
+      await writer.insertPrediction(running);
+      assert.equal((await reader.getPrediction(running.id))?.status, "processing");
+      await writer.updatePrediction(
+        running.id,
+        { status: "succeeded", output: "done" },
+        { statuses: ["processing"] },
+      );
+      // Unfinished records are never kept: the reader sees the other store's write at once.
+      const finished = await reader.getPrediction(running.id);
+      assert.equal(finished?.status, "succeeded");
+      assert.equal(await reader.getPrediction(running.id), finished, "a finished record is kept and shared");
+      assert.ok(Object.isFrozen(finished), "a shared record cannot be changed by one of its holders");
+
+      await writer.updatePrediction(
+        running.id,
+        { output: null, data_removed: true },
+        { statuses: ["succeeded"] },
+      );
+      assert.equal((await reader.getPrediction(running.id))?.data_removed, false, "kept up to a second");
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      assert.equal((await reader.getPrediction(running.id))?.data_removed, true);
+      assert.equal((await writer.getPrediction(running.id))?.output, null);
+    } finally {
+      await reader.close();
+      await writer.close();
       await remove();
     }
   });

@@ -1,5 +1,6 @@
 import type BetterSqlite3 from "better-sqlite3";
 import { CompiledQuery, type Kysely, type RawBuilder, sql } from "kysely";
+import { FinishedRecordCache } from "./finished-record-cache.js";
 import { GroupCommitter } from "./group-commit.js";
 import type {
   AccountRecord,
@@ -541,6 +542,7 @@ function fromRow<T>(kinds: ColumnKinds, row: Record<string, unknown>): T {
 }
 
 const TERMINAL = ["succeeded", "failed", "canceled", "aborted"] as const;
+const TERMINAL_SET: ReadonlySet<string> = new Set(TERMINAL);
 const UNFINISHED = ["starting", "processing"] as const;
 
 function conflictError(accountId: string, key: string): Error {
@@ -783,6 +785,7 @@ export class KyselyStore implements Store {
   private readonly executor: Executor;
   private readonly templates: Templates;
   private readonly updateTemplates = new Map<string, Template>();
+  private readonly finished = new FinishedRecordCache<PredictionRecord>();
   private readonly trueValue: StoredBool;
   private readonly falseValue: StoredBool;
 
@@ -1159,7 +1162,16 @@ export class KyselyStore implements Store {
   }
 
   async getPrediction(id: string): Promise<PredictionRecord | undefined> {
-    return this.first(bind(this.templates.getPrediction, { id }), PREDICTION_KINDS);
+    const cached = this.finished.get(id);
+    if (cached !== undefined) return cached;
+    const writesBefore = this.finished.writes;
+    const record = await this.first<PredictionRecord>(
+      bind(this.templates.getPrediction, { id }),
+      PREDICTION_KINDS,
+    );
+    return record !== undefined && TERMINAL_SET.has(record.status)
+      ? this.finished.keep(record, writesBefore)
+      : record;
   }
 
   async listPredictions(filter: PredictionListFilter): Promise<PageResult<PredictionRecord>> {
@@ -1226,6 +1238,7 @@ export class KyselyStore implements Store {
     current?: PredictionRecord,
   ): Promise<PredictionRecord | undefined> {
     if (fence.statuses.length === 0) return undefined;
+    this.finished.drop(id);
     const values: Record<string, unknown> = { id };
     const columns: string[] = [];
     const applied: Record<string, unknown> | undefined = current ? { ...current } : undefined;
@@ -1250,15 +1263,19 @@ export class KyselyStore implements Store {
       readBack ? result.rows[0] !== undefined : result.changes > 0;
     const outboxQueries = this.outboxQueries(outbox);
     let result: { rows: Record<string, unknown>[]; changes: number } | undefined;
-    if (outboxQueries.length === 0) {
-      result = await this.executor.run(change);
-    } else {
-      result = await this.executor.transaction(function* () {
-        const changed = yield change;
-        if (!held(changed)) return undefined;
-        for (const query of outboxQueries) yield query;
-        return changed;
-      });
+    try {
+      if (outboxQueries.length === 0) {
+        result = await this.executor.run(change);
+      } else {
+        result = await this.executor.transaction(function* () {
+          const changed = yield change;
+          if (!held(changed)) return undefined;
+          for (const query of outboxQueries) yield query;
+          return changed;
+        });
+      }
+    } finally {
+      this.finished.drop(id);
     }
     if (result === undefined || !held(result)) return undefined;
     if (applied !== undefined) return applied as unknown as PredictionRecord;

@@ -4,10 +4,11 @@ import { badRequest, notFound } from "../errors.js";
 import { parseCancelAfter, parsePreferWait } from "../headers.js";
 import { accountOf, addRoute, cursorOf, params, query, toPage } from "../http.js";
 import type { CreateResult, PredictionTarget } from "../predictions-service.js";
-import { predictionJson } from "../serialize.js";
+import { predictionJson, predictionJsonText } from "../serialize.js";
 import type { RouteDeps } from "./deps.js";
 
 const PAGE_SIZE = 100;
+const JSON_UTF8 = "application/json; charset=utf-8";
 
 export function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   const key = request.headers["idempotency-key"];
@@ -109,7 +110,7 @@ export function registerPredictionRoutes({ app, table, ctx, predictions }: Route
     return toPage(request, ctx.urls.api(""), page, (p) => predictionJson(p, ctx.urls));
   });
 
-  addRoute(app, table, "GET", "/v1/predictions/:prediction_id", async (request) => {
+  addRoute(app, table, "GET", "/v1/predictions/:prediction_id", async (request, reply) => {
     let record = await ownPrediction(request);
     // Replicant extension: ?wait=N holds the request until the prediction is terminal (≤ 60 s).
     const wait = query(request).wait;
@@ -120,7 +121,7 @@ export function registerPredictionRoutes({ app, table, ctx, predictions }: Route
       }
       record = await predictions.waitUntilTerminal(record, seconds);
     }
-    return predictionJson(record, ctx.urls);
+    return reply.type(JSON_UTF8).send(predictionJsonText(record, ctx.urls));
   });
 
   addRoute(app, table, "POST", "/v1/predictions/:prediction_id/cancel", async (request) => {

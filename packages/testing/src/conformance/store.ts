@@ -682,6 +682,8 @@ export function storeConformance(name: string, factory: StoreFactory): void {
             { statuses: ["succeeded"] },
           );
           assert.deepEqual(removed, { ...expectedDone, input: null, output: null, data_removed: true });
+          // The finished record read above may be served from memory; a write through the store shows at once.
+          assert.deepEqual(await store.getPrediction(prediction.id), removed);
           assert.equal(
             await store.updatePrediction("missing", { logs: "x" }, { statuses: ["starting"] }),
             undefined,
