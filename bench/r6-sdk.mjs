@@ -17,7 +17,8 @@ import {
   startProcess,
 } from "./lib.mjs";
 
-const CALLS = QUICK ? 2000 : 10000;
+const BLOCKS = QUICK ? 4 : 8;
+const PER_BLOCK = 1000;
 const IMPORT_RUNS = 20;
 
 async function client(args) {
@@ -28,25 +29,24 @@ async function client(args) {
 
 main(["R6-create", "R6-sse", "R6-import"], async () => {
   console.error("R6 predictions.create");
-  // Each call's time is mostly fetch's own CPU, so this machine's noise moves single rounds by 10 % or
-  // more: five rounds in a full run.
-  const create = await alternate(
-    [{ name: "sdk" }, { name: "fetch" }],
-    async (variant) => {
-      const server = await startProcess("bench/servers/floor-http.mjs", ["canned"]);
-      try {
-        const r = await client(["sdk-create.mjs", variant.name, server.ready.url, String(CALLS)]);
-        return { ...r, rps: 1e6 / r.usPerCall, p50: r.usPerCall, cpuUsPerReq: r.cpuUsPerCall };
-      } finally {
-        await server.stop();
-      }
-    },
-    QUICK ? ROUNDS : Math.max(ROUNDS, 5),
-  );
-  const sdkUs = median(create.sdk.map((r) => r.usPerCall));
-  const fetchUs = median(create.fetch.map((r) => r.usPerCall));
-  const sdkCpuUs = median(create.sdk.map((r) => r.cpuUsPerCall));
-  const fetchCpuUs = median(create.fetch.map((r) => r.cpuUsPerCall));
+  // Each call's time is mostly fetch's own CPU, and this machine drifts by 10 % or more between
+  // processes, so one client process runs the SDK and raw fetch in alternating blocks of calls; a second
+  // block of raw fetch gives the A/A noise. Each round: a fresh server and client.
+  const rounds = [];
+  for (let r = 0; r < (QUICK ? ROUNDS : Math.max(ROUNDS, 5)); r++) {
+    const server = await startProcess("bench/servers/floor-http.mjs", ["canned"]);
+    try {
+      rounds.push(await client(["sdk-create.mjs", server.ready.url, String(BLOCKS), String(PER_BLOCK)]));
+    } finally {
+      await server.stop();
+    }
+  }
+  const createValue = median(rounds.map((r) => r.sdk.usPerCall / r.fetch.usPerCall));
+  const createAa = median(rounds.map((r) => r["fetch-aa"].usPerCall / r.fetch.usPerCall));
+  const sdkUs = median(rounds.map((r) => r.sdk.usPerCall));
+  const fetchUs = median(rounds.map((r) => r.fetch.usPerCall));
+  const sdkCpuUs = median(rounds.map((r) => r.sdk.cpuUsPerCall));
+  const fetchCpuUs = median(rounds.map((r) => r.fetch.cpuUsPerCall));
 
   console.error("R6 SSE parse");
   const parse = await alternate([{ name: "sdk" }, { name: "replicate" }], async (variant) => {
@@ -82,7 +82,6 @@ main(["R6-create", "R6-sse", "R6-import"], async () => {
   const esm = [];
   for (let i = 0; i < 10; i++) esm.push(time(["--input-type=module", "-e", "0"]));
 
-  const createValue = sdkUs / fetchUs;
   const sseValue = sdkMb / replicateMb;
   return [
     ratio(
@@ -90,7 +89,7 @@ main(["R6-create", "R6-sse", "R6-import"], async () => {
       round(createValue, 3),
       "≤ 1.1× raw fetch time per call",
       createValue <= 1.1,
-      `predictions.create ${sdkUs.toFixed(0)} µs/call vs fetch ${fetchUs.toFixed(0)} µs/call (client CPU ${sdkCpuUs.toFixed(0)} vs ${fetchCpuUs.toFixed(0)} µs/call; ${CALLS.toLocaleString("en-US")} sequential calls per run, ${create.sdk.length} rounds); ${machine()}`,
+      `predictions.create ${sdkUs.toFixed(0)} µs/call vs fetch ${fetchUs.toFixed(0)} µs/call (client CPU ${sdkCpuUs.toFixed(0)} vs ${fetchCpuUs.toFixed(0)} µs/call); value is the median of per-round ratios; A/A fetch/fetch ${createAa.toFixed(3)}×; each round one client process alternating blocks of ${PER_BLOCK.toLocaleString("en-US")} sequential calls, ${BLOCKS} blocks a variant, ${rounds.length} rounds; ${machine()}`,
     ),
     ratio(
       "R6-sse",

@@ -1,5 +1,5 @@
 // The floors: bare node:http servers. `json` answers GET with a prediction-shaped JSON document
-// (serialized per request, like the API) and echoes POST bodies; `canned` answers every POST with that
+// (serialized once) and echoes POST bodies; `canned` answers every POST with that
 // prediction document; `sse` streams events on demand.
 import { createServer } from "node:http";
 
@@ -30,8 +30,11 @@ const SAMPLE = {
   },
 };
 
+// GET sends text made once, as the API does for a finished prediction (FinishedRecordCache).
+const SAMPLE_TEXT = JSON.stringify(SAMPLE);
+
 function json(res, status, value) {
-  const body = JSON.stringify(value);
+  const body = typeof value === "string" ? value : JSON.stringify(value);
   res.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": Buffer.byteLength(body),
@@ -68,7 +71,7 @@ const server = createServer((req, res) => {
       Number(url.searchParams.get("batch") ?? 64),
     );
   }
-  if (req.method === "GET") return json(res, 200, SAMPLE);
+  if (req.method === "GET") return json(res, 200, SAMPLE_TEXT);
   if (mode === "canned") {
     // What the SDK benchmark calls: POST /v1/predictions answers a prediction, as the API does.
     req.resume();

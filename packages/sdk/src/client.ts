@@ -17,7 +17,7 @@ import { PagePromise } from "./core/pagination.js";
 import { RateLimiter } from "./core/rate-limit.js";
 import { parseSSEStream, ServerSentEvent } from "./core/sse.js";
 import { anySignal } from "./internal/any-signal.js";
-import { readEnv } from "./internal/env.js";
+import { PLAIN_NODE, readEnv } from "./internal/env.js";
 import { backoffDelayMs, retryAfterMs } from "./internal/retry.js";
 import { sleep, throwIfAborted } from "./internal/sleep.js";
 import { mapLeaves } from "./internal/transform.js";
@@ -62,7 +62,11 @@ export interface ClientOptions {
   pollInterval?: number | undefined;
   /** Headers added to every request. */
   headers?: Record<string, string> | undefined;
-  /** The fetch `cache` mode. Default `"no-store"` (stops Next.js from serving stale predictions); null to omit. */
+  /**
+   * The fetch `cache` mode; null to omit. By default `"no-store"` (it stops Next.js from serving stale
+   * predictions) wherever fetch may cache, and nothing on Node's own fetch, which has no HTTP cache (there
+   * it would only add `Pragma` and `Cache-Control` request headers).
+   */
   cache?: RequestCache | null | undefined;
 }
 
@@ -195,7 +199,8 @@ export class Replicant {
   timeout: number;
   pollInterval: number;
   headers: Record<string, string>;
-  cache: RequestCache | null;
+  /** As given in the options; undefined picks per request (see {@link ClientOptions.cache}). */
+  cache: RequestCache | null | undefined;
 
   readonly account: Account;
   /** The `replicate` package's name for `account.get()`. */
@@ -230,14 +235,14 @@ export class Replicant {
     this.auth = options.auth || readEnv("REPLICATE_API_TOKEN");
     this.baseUrl = options.baseUrl || readEnv("REPLICATE_BASE_URL") || DEFAULT_BASE_URL;
     this.userAgent = options.userAgent || `replicant-sdk/${SDK_VERSION}`;
-    this.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.fetch = options.fetch ?? this.#globalFetch;
     this.fileEncodingStrategy = options.fileEncodingStrategy ?? "default";
     this.useFileOutput = options.useFileOutput !== false;
     this.maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
     this.timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
     this.pollInterval = options.pollInterval ?? pollIntervalFromEnv() ?? DEFAULT_POLL_INTERVAL_MS;
     this.headers = { ...options.headers };
-    this.cache = options.cache === undefined ? "no-store" : options.cache;
+    this.cache = options.cache;
 
     this.account = new Account(this);
     this.accounts = { current: (requestOptions) => this.account.get(requestOptions) };
@@ -355,13 +360,14 @@ export class Replicant {
           }, timeout)
         : undefined;
     const fullInit: RequestInit = { ...init, signal };
-    if (this.cache) fullInit.cache = this.cache;
+    const cache = this.requestCache();
+    if (cache) fullInit.cache = cache;
     try {
       try {
         return await this.fetch(url.href, fullInit);
       } catch (error) {
         // Some runtimes (older Cloudflare Workers) reject the `cache` field: drop it for good and retry.
-        if (this.cache && error instanceof TypeError && /cache/i.test(error.message) && !signal.aborted) {
+        if (cache && error instanceof TypeError && /cache/i.test(error.message) && !signal.aborted) {
           this.cache = null;
           const { cache: _dropped, ...withoutCache } = fullInit;
           return await this.fetch(url.href, withoutCache);
@@ -376,6 +382,19 @@ export class Replicant {
       clearTimeout(timer);
     }
   }
+
+  /** The `cache` mode a request is sent with (see {@link ClientOptions.cache}). @internal */
+  requestCache(): RequestCache | null {
+    if (this.cache !== undefined) return this.cache;
+    const onNodeFetch =
+      this.fetch === this.#globalFetch &&
+      PLAIN_NODE &&
+      (globalThis.fetch as { __nextPatched?: unknown }).__nextPatched === undefined;
+    return onNodeFetch ? null : "no-store";
+  }
+
+  // The default fetch looks up the global one at each call, so a fetch patched later is used.
+  readonly #globalFetch: FetchLike = (input, init) => globalThis.fetch(input, init);
 
   /** GET and parse the JSON answer. */
   get<T>(path: string | URL, options: Omit<RequestOptions, "method"> = {}): Promise<T> {
@@ -476,7 +495,10 @@ export class Replicant {
     if (this.auth && !url.startsWith("data:") && this.isOwnOrigin(url))
       headers.Authorization = `Bearer ${this.auth}`;
     const options: ConstructorParameters<typeof FileOutput>[1] = {
-      fetch: (input, init) => this.fetch(input, this.cache ? { ...init, cache: this.cache } : init),
+      fetch: (input, init) => {
+        const cache = this.requestCache();
+        return this.fetch(input, cache ? { ...init, cache } : init);
+      },
       headers,
       timeout: this.timeout,
     };

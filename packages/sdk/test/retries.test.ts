@@ -340,6 +340,28 @@ describe("request plumbing", () => {
     assert.equal(requests[1]!.headers.get("authorization"), null);
   });
 
+  test("on Node's own fetch no cache mode is sent; on Next.js's patched fetch, no-store", async () => {
+    const original = globalThis.fetch;
+    const modes: (RequestCache | undefined)[] = [];
+    const { fetch: inner } = fakeFetch(() => json({ username: "me" }));
+    const recording = (input: RequestInfo | URL, init?: RequestInit) => {
+      modes.push(init?.cache);
+      return inner(input as string, init);
+    };
+    try {
+      globalThis.fetch = recording as typeof fetch;
+      const replicate = new Replicant({ auth: "r8_test", baseUrl: BASE_URL });
+      await replicate.account.get();
+      await replicate.fileOutput(`${BASE_URL}/files/f`).blob();
+      globalThis.fetch = Object.assign(recording, { __nextPatched: true }) as typeof fetch;
+      await replicate.account.get();
+      await new Replicant({ auth: "r8_test", baseUrl: BASE_URL, cache: "reload" }).account.get();
+    } finally {
+      globalThis.fetch = original;
+    }
+    assert.deepEqual(modes, [undefined, undefined, "no-store", "reload"]);
+  });
+
   test("a fetch that rejects the cache field is retried without it", async () => {
     let calls = 0;
     const fetch: Replicant["fetch"] = async (_input, init) => {
