@@ -578,6 +578,14 @@ function decodeCursor(cursor: string | undefined): [string, string] | undefined 
   return [parsed[0], parsed[1]];
 }
 
+/**
+ * A LIMIT written into the SQL, not bound: a bound LIMIT makes SQLite (built with STAT4) prepare the
+ * statement again at every run. One cached statement per limit; limits are whole numbers up to 1001.
+ */
+function limitOf(limit: number): RawBuilder<number> {
+  return sql.lit(Math.max(0, Math.floor(limit) || 0));
+}
+
 function pageLimit(limit: number): number {
   return Math.max(1, Math.min(1000, Math.floor(limit) || 1));
 }
@@ -990,7 +998,7 @@ export class KyselyStore implements Store {
     query = query
       .orderBy(key, direction)
       .orderBy("id", direction)
-      .limit(limit + 1);
+      .limit(limitOf(limit + 1));
     const { rows } = await this.executor.run(query.compile());
     const hasMore = rows.length > limit;
     const pageRows = hasMore ? rows.slice(0, limit) : rows;
@@ -1014,7 +1022,7 @@ export class KyselyStore implements Store {
       .orderBy("run_count", "desc")
       .orderBy("created_at", "desc")
       .orderBy("id", "desc")
-      .limit(pageLimit(limit));
+      .limit(limitOf(pageLimit(limit)));
     return this.all(select.compile(), MODEL_KINDS);
   }
 
@@ -1068,7 +1076,7 @@ export class KyselyStore implements Store {
     query = query
       .orderBy("created_at", "desc")
       .orderBy("id", "desc")
-      .limit(limit + 1);
+      .limit(limitOf(limit + 1));
     return this.page(query.compile(), limit, VERSION_KINDS);
   }
 
@@ -1088,7 +1096,7 @@ export class KyselyStore implements Store {
           .where("model_id", "=", modelId)
           .orderBy("created_at", "desc")
           .orderBy("id", "desc")
-          .limit(1);
+          .limit(limitOf(1));
       yield kysely
         .updateTable("models")
         .set({ latest_version_id: newest("id"), latest_version_created_at: newest("created_at") })
@@ -1188,7 +1196,7 @@ export class KyselyStore implements Store {
     query = query
       .orderBy("created_at", "desc")
       .orderBy("id", "desc")
-      .limit(limit + 1);
+      .limit(limitOf(limit + 1));
     return this.page(query.compile(), limit, PREDICTION_KINDS);
   }
 
@@ -1307,7 +1315,7 @@ export class KyselyStore implements Store {
       .where("status", "in", [...TERMINAL])
       .orderBy("completed_at", "asc")
       .orderBy("id", "asc")
-      .limit(pageLimit(limit));
+      .limit(limitOf(pageLimit(limit)));
     return this.all(query.compile(), PREDICTION_KINDS);
   }
 
@@ -1354,7 +1362,7 @@ export class KyselyStore implements Store {
       .selectAll()
       .where("deployment_id", "=", deploymentId)
       .orderBy("number", "desc")
-      .limit(1);
+      .limit(limitOf(1));
     return this.first(query.compile(), RELEASE_KINDS);
   }
 
@@ -1370,7 +1378,7 @@ export class KyselyStore implements Store {
     query = query
       .orderBy("created_at", "desc")
       .orderBy("id", "desc")
-      .limit(limit + 1);
+      .limit(limitOf(limit + 1));
     return this.page(query.compile(), limit, PLAIN);
   }
 
@@ -1427,7 +1435,7 @@ export class KyselyStore implements Store {
     query = query
       .orderBy("created_at", "desc")
       .orderBy("id", "desc")
-      .limit(limit + 1);
+      .limit(limitOf(limit + 1));
     return this.page(query.compile(), limit, FILE_KINDS);
   }
 
@@ -1445,7 +1453,7 @@ export class KyselyStore implements Store {
       .where("expires_at", "<=", now)
       .orderBy("expires_at", "asc")
       .orderBy("id", "asc")
-      .limit(pageLimit(limit));
+      .limit(limitOf(pageLimit(limit)));
     return this.all(query.compile(), FILE_KINDS);
   }
 
@@ -1484,7 +1492,7 @@ export class KyselyStore implements Store {
     const cursor = decodeCursor(page.cursor);
     let query = this.kysely.selectFrom("collections").selectAll();
     if (cursor !== undefined) query = query.where("slug", ">", cursor[1]);
-    query = query.orderBy("slug", "asc").limit(limit + 1);
+    query = query.orderBy("slug", "asc").limit(limitOf(limit + 1));
     const { rows } = await this.executor.run(query.compile());
     const hasMore = rows.length > limit;
     const items = (hasMore ? rows.slice(0, limit) : rows).map((row) => fromRow<CollectionRecord>(PLAIN, row));
@@ -1517,7 +1525,7 @@ export class KyselyStore implements Store {
       .selectAll()
       .where(containsAny(["slug", "name", "description"], query))
       .orderBy("slug", "asc")
-      .limit(pageLimit(limit));
+      .limit(limitOf(pageLimit(limit)));
     return this.all(select.compile(), PLAIN);
   }
 
@@ -1533,7 +1541,7 @@ export class KyselyStore implements Store {
       .where("next_attempt_at", "<=", now)
       .orderBy("next_attempt_at", "asc")
       .orderBy("id", "asc")
-      .limit(pageLimit(limit));
+      .limit(limitOf(pageLimit(limit)));
     if (this.dialect === "postgres") due = due.forUpdate().skipLocked();
     const claim = this.kysely
       .updateTable("outbox")

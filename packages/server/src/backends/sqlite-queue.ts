@@ -24,6 +24,9 @@ interface LeasedRow {
   seq: number;
 }
 
+/** Most jobs one lease takes (a statement is kept per limit asked for, so they are bounded). */
+const MAX_LEASE = 1000;
+
 /** setTimeout's ceiling; a later due time just re-arms the timer when it fires. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -37,6 +40,10 @@ export class SqliteJobQueue implements JobQueue {
   private readonly now: () => number;
   private readonly pollMs: number;
   private readonly statements: ReturnType<SqliteJobQueue["prepare"]>;
+  private readonly leaseStatements = new Map<
+    number,
+    ReturnType<ReturnType<SqliteJobQueue["prepare"]>["lease"]>
+  >();
   private dueTimer: NodeJS.Timeout | undefined;
   private dueAt = Number.POSITIVE_INFINITY;
   /** Delayed jobs due at or before this time have been announced. */
@@ -90,16 +97,19 @@ export class SqliteJobQueue implements JobQueue {
       // One statement: the subquery picks and the UPDATE takes, under SQLite's write lock. INDEXED BY:
       // left alone, the planner picks the _due index and scans every waiting job of every queue (and
       // sorts them), so leasing from an empty queue got slower with each job waiting elsewhere.
-      lease: db.prepare<[string, string, number, string, number, number], LeasedRow>(
-        `UPDATE ${table}
-         SET state = 'active', token = ? || '.' || seq, worker_id = ?, lease_until = ?, attempts = attempts + 1
-         WHERE seq IN (
-           SELECT seq FROM ${table} INDEXED BY ${table}_ready
-           WHERE queue = ? AND state = 'waiting' AND available_at <= ?
-           ORDER BY priority DESC, seq ASC
-           LIMIT ?)
-         RETURNING id, queue, token, attempts, priority, seq`,
-      ),
+      // The LIMIT is written into the SQL, one statement per limit: a bound LIMIT makes SQLite (built
+      // with STAT4) prepare the statement again at every run, ~15 µs of a lease's ~18.
+      lease: (limit: number) =>
+        db.prepare<[string, string, number, string, number], LeasedRow>(
+          `UPDATE ${table}
+           SET state = 'active', token = ? || '.' || seq, worker_id = ?, lease_until = ?, attempts = attempts + 1
+           WHERE seq IN (
+             SELECT seq FROM ${table} INDEXED BY ${table}_ready
+             WHERE queue = ? AND state = 'waiting' AND available_at <= ?
+             ORDER BY priority DESC, seq ASC
+             LIMIT ${limit})
+           RETURNING id, queue, token, attempts, priority, seq`,
+        ),
       complete: db.prepare<[string, string]>(
         `DELETE FROM ${table} WHERE id = ? AND token = ? AND state = 'active'`,
       ),
@@ -137,6 +147,15 @@ export class SqliteJobQueue implements JobQueue {
     };
   }
 
+  private leaseStatement(limit: number) {
+    let statement = this.leaseStatements.get(limit);
+    if (statement === undefined) {
+      statement = this.statements.lease(limit);
+      this.leaseStatements.set(limit, statement);
+    }
+    return statement;
+  }
+
   /** Through the connection's group commit (shared with the store on the same database). */
   private write<T>(work: () => T): Promise<T> {
     return this.committer.write(work);
@@ -155,12 +174,11 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   async lease(queue: string, workerId: string, leaseMs: number, limit: number): Promise<LeasedJob[]> {
-    if (limit <= 0) return [];
+    if (!(limit > 0)) return [];
     const now = this.now();
     const token = randomBytes(16).toString("base64url");
-    const rows = await this.write(() =>
-      this.statements.lease.all(token, workerId, now + leaseMs, queue, now, Math.floor(limit)),
-    );
+    const lease = this.leaseStatement(Math.min(Math.floor(limit), MAX_LEASE));
+    const rows = await this.write(() => lease.all(token, workerId, now + leaseMs, queue, now));
     // RETURNING order is unspecified.
     rows.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
     return rows.map((row) => ({ id: row.id, queue: row.queue, token: row.token, attempts: row.attempts }));

@@ -39,6 +39,10 @@ export function queueConformance(name: string, factory: QueueFactory): void {
         await queue.enqueue({ id: "job-1", queue: q });
         assert.deepEqual(await queue.counts(q), { waiting: 2, active: 0 });
         assert.deepEqual(await queue.lease(q, "worker-a", 30_000, 0), []);
+        assert.deepEqual(await queue.lease(q, "worker-a", 30_000, Number.NaN), []);
+        // A fractional limit takes its whole part; each limit works alike (SQLite keeps a statement each).
+        assert.equal((await queue.lease(q, "worker-a", 30_000, 1.9)).length, 1);
+        assert.equal((await queue.lease(q, "worker-a", 30_000, 1_000_000)).length, 1);
       }));
 
     it("ignores an enqueue of an id that is waiting or active", () =>
