@@ -54,9 +54,17 @@ export async function openEmbeddedBackends(config: ServerConfig): Promise<Backen
   const { openSqlite, KyselyStore, SqliteJobQueue, FsBlobStore, MemoryEventBus } = await import(
     "./backends/index.js"
   );
-  const { db, kysely } = openSqlite(join(config.dataDir, "replicant.db"), config.durability);
+  const path = join(config.dataDir, "replicant.db");
+  const { db, kysely } = openSqlite(path, config.durability);
+  const { SqliteCheckpointer } = await import("./backends/sqlite-checkpointer.js");
+  const checkpointer = await SqliteCheckpointer.start(db, path);
+  const store = new KyselyStore(kysely, {
+    dialect: "sqlite",
+    sqlite: db,
+    ...(checkpointer ? { beforeClose: () => checkpointer.stop() } : {}),
+  });
   return {
-    store: new KyselyStore(kysely, { dialect: "sqlite", sqlite: db }),
+    store,
     queue: new SqliteJobQueue(db),
     blobs: new FsBlobStore(join(config.dataDir, "blobs")),
     bus: new MemoryEventBus(),

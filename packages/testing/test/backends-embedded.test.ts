@@ -1,7 +1,7 @@
 // The conformance suites against the embedded backends: SQLite store (both execution paths), the
 // SQLite lease queue, the local blob directory and the in-process event bus.
 import assert from "node:assert/strict";
-import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -18,7 +18,15 @@ import {
 const backends = (await import(
   new URL("../../../server/dist/src/backends/index.js", import.meta.url).href
 )) as typeof BackendsModule;
-const { FsBlobStore, KyselyStore, MemoryEventBus, SqliteJobQueue, createSqliteStore, openSqlite } = backends;
+const {
+  FsBlobStore,
+  KyselyStore,
+  MemoryEventBus,
+  SqliteCheckpointer,
+  SqliteJobQueue,
+  createSqliteStore,
+  openSqlite,
+} = backends;
 
 async function tempDir(): Promise<{ dir: string; remove(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), "replicant-backends-"));
@@ -185,6 +193,42 @@ describe("embedded backends, beyond the contract", () => {
     } finally {
       await reader.close();
       await writer.close();
+      await remove();
+    }
+  });
+
+  it("checkpoints the WAL from its own thread, with the connection's own checkpoints off until it stops", async () => {
+    const { dir, remove } = await tempDir();
+    const path = join(dir, "replicant.db");
+    const opened = openSqlite(path, "normal");
+    const checkpointer = await SqliteCheckpointer.start(opened.db, path, 20);
+    try {
+      assert.ok(checkpointer, "the checkpoint thread started");
+      assert.equal(opened.db.pragma("wal_autocheckpoint", { simple: true }), 0);
+      opened.db.exec("CREATE TABLE t (x TEXT)");
+      const insert = opened.db.prepare("INSERT INTO t VALUES (?)");
+      for (let i = 0; i < 200; i++) insert.run("x".repeat(4000));
+      // The database file alone (a copy, without its WAL) holds the rows once a checkpoint copied them:
+      // the connection's own checkpoint is off and 200 pages are far below its threshold anyway.
+      const rowsInDatabaseFile = async () => {
+        const copy = join(dir, `copy-${Date.now()}.db`);
+        await copyFile(path, copy);
+        const reader = openSqlite(copy, "normal");
+        try {
+          const table = reader.db.prepare("SELECT name FROM sqlite_master WHERE name = 't'").get();
+          return table ? (reader.db.prepare("SELECT count(*) AS n FROM t").get() as { n: number }).n : 0;
+        } finally {
+          reader.db.close();
+        }
+      };
+      const deadline = Date.now() + 5000;
+      while ((await rowsInDatabaseFile()) < 200 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await rowsInDatabaseFile(), 200, "the thread copied every frame into the database file");
+      await checkpointer.stop();
+      assert.equal(opened.db.pragma("wal_autocheckpoint", { simple: true }), 4000, "restored");
+    } finally {
+      opened.db.close();
       await remove();
     }
   });

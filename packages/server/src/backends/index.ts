@@ -9,5 +9,6 @@ export type { S3BlobStoreOptions } from "./s3-blob-store.js";
 // postgres.js, bullmq-queue.js, redis-event-bus.js and s3-blob-store.js.
 export * from "./scale-out.js";
 export * from "./sqlite.js";
+export * from "./sqlite-checkpointer.js";
 export * from "./sqlite-queue.js";
 export type * from "./types.js";

@@ -209,6 +209,8 @@ export interface KyselyStoreOptions {
    * with them); Kysely still builds every query. Without it, everything goes through Kysely.
    */
   sqlite?: BetterSqlite3.Database;
+  /** Runs before the connection closes (the SQLite checkpoint thread stops here). */
+  beforeClose?: () => Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -884,6 +886,7 @@ export class KyselyStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.options.beforeClose?.();
     await this.kysely.destroy();
     // Kysely only closes a SQLite handle it opened a connection on; the raw path never does.
     if (this.options.sqlite?.open) this.options.sqlite.close();
