@@ -6,29 +6,43 @@ import { captureConsoleOutput, describePredictor, execute, loadPredictor, logSco
 import type { AnyPredictor } from "./predictor.js";
 import type { ChildMessage, HostMessage } from "./runner-protocol.js";
 
-// Each IPC write costs tens of microseconds on both sides, so messages queued in one event-loop turn go
-// out together; a predictor that never yields still streams, as a batch is sent once it is FLUSH_AGE_MS old.
+// Each IPC write costs tens of microseconds on both sides (and wakes the server, which then writes to
+// every stream), so messages queued in one event-loop turn go out together, and streamed outputs and
+// logs go out at most once every STREAM_GAP_MS: a token after a pause leaves at once, tokens that follow
+// it closely share a message. A predictor that never yields still streams, as a batch is sent once it is
+// FLUSH_AGE_MS old. Anything else (start, done, a failure) leaves at once, after what was queued.
 const FLUSH_AGE_MS = 5;
+const STREAM_GAP_MS = 2;
 let queued: ChildMessage[] = [];
 let queuedSince = 0;
+let lastFlush = Number.NEGATIVE_INFINITY;
 let flushScheduled = false;
 
 const flush = () => {
-  flushScheduled = false;
   if (queued.length === 0) return;
   const messages = queued;
   queued = [];
+  lastFlush = performance.now();
   process.send?.(messages.length === 1 ? messages[0] : { type: "batch", messages });
 };
 
+// A flush that comes early (a done message) leaves this one nothing or a little to send: harmless.
+const scheduledFlush = () => {
+  flushScheduled = false;
+  flush();
+};
+
 const send = (message: ChildMessage) => {
-  if (queued.length === 0) queuedSince = performance.now();
+  const now = performance.now();
+  if (queued.length === 0) queuedSince = now;
   queued.push(message);
   if (message.type !== "output" && message.type !== "log") flush();
-  else if (performance.now() - queuedSince >= FLUSH_AGE_MS) flush();
+  else if (now - queuedSince >= FLUSH_AGE_MS) flush();
   else if (!flushScheduled) {
     flushScheduled = true;
-    setImmediate(flush);
+    const wait = lastFlush + STREAM_GAP_MS - now;
+    if (wait > 0) setTimeout(scheduledFlush, Math.ceil(wait));
+    else setImmediate(scheduledFlush);
   }
 };
 

@@ -7,10 +7,12 @@ import BetterSqlite3 from "better-sqlite3";
 const { path, intervalMs } = workerData as { path: string; intervalMs: number };
 const db = new BetterSqlite3(path);
 db.pragma("busy_timeout = 5000");
+// Prepared once: db.pragma() compiles its statement at every call.
+const passive = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
 
 function checkpoint(): void {
   try {
-    db.pragma("wal_checkpoint(PASSIVE)");
+    passive.get();
   } catch (error) {
     parentPort?.postMessage({ error: error instanceof Error ? error.message : String(error) });
   }

@@ -9,11 +9,25 @@ import type { RouteDeps } from "./deps.js";
 const HEARTBEAT_MS = 15_000;
 
 /** Writes one server-sent event; multi-line data becomes several `data:` lines. */
+const corked = new WeakSet<ServerResponse>();
+
+function uncork(res: ServerResponse): void {
+  corked.delete(res);
+  res.uncork();
+}
+
 function writeEvent(res: ServerResponse, event: string, data: string, id?: string): void {
   let chunk = `event: ${event}\n`;
   if (id !== undefined) chunk += `id: ${id}\n`;
   if (!data.includes("\n")) chunk += `data: ${data}\n`;
   else for (const line of data.split("\n")) chunk += `data: ${line}\n`;
+  // The events written in one go (a runner's batch of tokens arrives as one message) leave in one
+  // socket write: each write is a syscall and a wake-up of the client.
+  if (!corked.has(res)) {
+    corked.add(res);
+    res.cork();
+    process.nextTick(uncork, res);
+  }
   res.write(`${chunk}\n`);
 }
 
