@@ -12,7 +12,7 @@ import type { ChildMessage, HostMessage } from "./runner-protocol.js";
 // it closely share a message. A predictor that never yields still streams, as a batch is sent once it is
 // FLUSH_AGE_MS old. Anything else (start, done, a failure) leaves at once, after what was queued.
 const FLUSH_AGE_MS = 5;
-const STREAM_GAP_MS = 2;
+const STREAM_GAP_MS = 5;
 let queued: ChildMessage[] = [];
 let queuedSince = 0;
 let lastFlush = Number.NEGATIVE_INFINITY;
