@@ -349,17 +349,21 @@ export class Replicant {
     userSignal: AbortSignal | undefined,
   ): Promise<Response> {
     const summary = { method: init.method ?? "GET", url: url.href };
-    const timeoutController = new AbortController();
-    const signal = userSignal ? anySignal([userSignal, timeoutController.signal]) : timeoutController.signal;
+    // No time limit and no caller's signal: no signal at all (undici's handling of one is ~5 % of a
+    // local call).
+    const timeoutController = timeout > 0 && Number.isFinite(timeout) ? new AbortController() : undefined;
+    const signal =
+      timeoutController && userSignal
+        ? anySignal([userSignal, timeoutController.signal])
+        : (timeoutController?.signal ?? userSignal);
     let timedOut = false;
-    const timer =
-      timeout > 0 && Number.isFinite(timeout)
-        ? setTimeout(() => {
-            timedOut = true;
-            timeoutController.abort();
-          }, timeout)
-        : undefined;
-    const fullInit: RequestInit = { ...init, signal };
+    const timer = timeoutController
+      ? setTimeout(() => {
+          timedOut = true;
+          timeoutController.abort();
+        }, timeout)
+      : undefined;
+    const fullInit: RequestInit = signal ? { ...init, signal } : { ...init };
     const cache = this.requestCache();
     if (cache) fullInit.cache = cache;
     try {
@@ -367,7 +371,7 @@ export class Replicant {
         return await this.fetch(url.href, fullInit);
       } catch (error) {
         // Some runtimes (older Cloudflare Workers) reject the `cache` field: drop it for good and retry.
-        if (cache && error instanceof TypeError && /cache/i.test(error.message) && !signal.aborted) {
+        if (cache && error instanceof TypeError && /cache/i.test(error.message) && !signal?.aborted) {
           this.cache = null;
           const { cache: _dropped, ...withoutCache } = fullInit;
           return await this.fetch(url.href, withoutCache);

@@ -362,6 +362,21 @@ describe("request plumbing", () => {
     assert.deepEqual(modes, [undefined, undefined, "no-store", "reload"]);
   });
 
+  test("a request without a time limit or a caller's signal carries no signal; with either, one", async () => {
+    const signals: (AbortSignal | null | undefined)[] = [];
+    const { fetch: inner } = fakeFetch(() => json({ username: "me" }));
+    const fetch: Replicant["fetch"] = (input, init) => {
+      signals.push(init?.signal);
+      return inner(input, init);
+    };
+    await client(fetch, { timeout: 0 }).account.get();
+    await client(fetch, { timeout: 0 }).account.get({ signal: new AbortController().signal });
+    await client(fetch).account.get();
+    assert.equal(signals[0], undefined);
+    assert.ok(signals[1] instanceof AbortSignal);
+    assert.ok(signals[2] instanceof AbortSignal);
+  });
+
   test("a fetch that rejects the cache field is retried without it", async () => {
     let calls = 0;
     const fetch: Replicant["fetch"] = async (_input, init) => {
