@@ -1,13 +1,15 @@
 // Reads one SSE stream and counts its events until `done`. argv: <stream url> <token|-> <produce url|->.
-// With a produce URL, the events are triggered once the stream's headers have arrived. Prints
+// With a produce URL, the events are triggered once the stream's headers have arrived. The clock runs
+// from the first chunk of events to `done`, for the API and the floor alike (what it took to start
+// producing, a request to the control port for the API, is not the stream's rate). Prints
 // {events, seconds, eventsPerSecond, bytes}.
-import { request } from "node:http";
+import { get, request } from "node:http";
 
 const [url, token, produce] = process.argv.slice(2);
 const headers = { accept: "text/event-stream" };
 if (token && token !== "-") headers.authorization = `Bearer ${token}`;
 const result = await new Promise((resolve, reject) => {
-  let started = performance.now();
+  let started;
   const req = request(url, { headers }, (res) => {
     if (res.statusCode !== 200) return reject(new Error(`stream: HTTP ${res.statusCode}`));
     let events = 0;
@@ -15,6 +17,7 @@ const result = await new Promise((resolve, reject) => {
     let last = "";
     res.setEncoding("utf8");
     res.on("data", (chunk) => {
+      started ??= performance.now();
       bytes += chunk.length;
       const text = last + chunk;
       let i = text.indexOf("\n\n");
@@ -29,10 +32,7 @@ const result = await new Promise((resolve, reject) => {
         req.destroy();
       }
     });
-    if (produce && produce !== "-") {
-      started = performance.now();
-      fetch(produce).catch(reject);
-    }
+    if (produce && produce !== "-") get(produce, (r) => r.resume()).on("error", reject);
   });
   req.on("error", reject);
   req.end();

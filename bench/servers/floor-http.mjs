@@ -42,7 +42,10 @@ function json(res, status, value) {
   res.end(body);
 }
 
-/** Writes `count` output events, `batch` per turn of the event loop, then `done` (as the API's stream). */
+/**
+ * Writes `count` output events, `batch` per turn of the event loop, then `done` (as the API's stream);
+ * the events of a turn leave in one write, as the stream route sends them.
+ */
 function sse(res, count, batch) {
   res.writeHead(200, {
     "content-type": "text/event-stream",
@@ -52,10 +55,13 @@ function sse(res, count, batch) {
   let sent = 0;
   const step = () => {
     const end = Math.min(count, sent + batch);
-    for (; sent < end; sent++) res.write(`event: output\nid: ${sent + 1}:0\ndata: token-${sent} \n\n`);
-    if (sent < count) setImmediate(step);
-    else {
-      res.write(`event: done\nid: ${sent}:0\ndata: {}\n\n`);
+    let text = "";
+    for (; sent < end; sent++) text += `event: output\nid: ${sent + 1}:0\ndata: token-${sent} \n\n`;
+    if (sent < count) {
+      res.write(text);
+      setImmediate(step);
+    } else {
+      res.write(`${text}event: done\nid: ${sent}:0\ndata: {}\n\n`);
       res.end();
     }
   };

@@ -9,26 +9,45 @@ import type { RouteDeps } from "./deps.js";
 const HEARTBEAT_MS = 15_000;
 
 /** Writes one server-sent event; multi-line data becomes several `data:` lines. */
-const corked = new WeakSet<ServerResponse>();
+/**
+ * An SSE response's writes. The events written in one go (a runner's batch of tokens arrives as one
+ * message) leave as one chunk on the next tick: each `res.write` of a chunked response is a chunk header,
+ * a socket write and a wake-up of the client, and a corked burst of small writes costs as much again in
+ * `writev` building its buffers.
+ */
+class EventWriter {
+  private pending = "";
 
-function uncork(res: ServerResponse): void {
-  corked.delete(res);
-  res.uncork();
+  constructor(private readonly res: ServerResponse) {}
+
+  write(text: string): void {
+    if (this.pending === "") process.nextTick(this.flush);
+    this.pending += text;
+  }
+
+  readonly flush = (): void => {
+    if (this.pending === "") return;
+    const text = this.pending;
+    this.pending = "";
+    // After the client left (or the stream ended) there is no one to write to.
+    if (!this.res.writableEnded && !this.res.destroyed) this.res.write(text);
+  };
+
+  end(): void {
+    this.flush();
+    this.res.end();
+  }
 }
 
-function writeEvent(res: ServerResponse, event: string, data: string, id?: string): void {
-  let chunk = `event: ${event}\n`;
-  if (id !== undefined) chunk += `id: ${id}\n`;
-  if (!data.includes("\n")) chunk += `data: ${data}\n`;
-  else for (const line of data.split("\n")) chunk += `data: ${line}\n`;
-  // The events written in one go (a runner's batch of tokens arrives as one message) leave in one
-  // socket write: each write is a syscall and a wake-up of the client.
-  if (!corked.has(res)) {
-    corked.add(res);
-    res.cork();
-    process.nextTick(uncork, res);
+function writeEvent(out: EventWriter, event: string, data: string, id: string): void {
+  // One template for the common case (a streamed token): this runs once per event.
+  if (!data.includes("\n")) {
+    out.write(`event: ${event}\nid: ${id}\ndata: ${data}\n\n`);
+    return;
   }
-  res.write(`${chunk}\n`);
+  let chunk = `event: ${event}\nid: ${id}\n`;
+  for (const line of data.split("\n")) chunk += `data: ${line}\n`;
+  out.write(`${chunk}\n`);
 }
 
 function outputText(value: unknown): string {
@@ -90,13 +109,14 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
       // with nothing to send yet would otherwise hold them until its first event or heartbeat.
       res.flushHeaders();
       let closed = false;
-      const heartbeat = setInterval(() => res.write(": keepalive\n\n"), HEARTBEAT_MS);
+      const out = new EventWriter(res);
+      const heartbeat = setInterval(() => out.write(": keepalive\n\n"), HEARTBEAT_MS);
       const close = () => {
         if (closed) return;
         closed = true;
         clearInterval(heartbeat);
         unsubscribe();
-        res.end();
+        out.end();
       };
       res.on("close", close);
 
@@ -104,14 +124,14 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
       const sendOutput = (index: number, value: unknown) => {
         if (index < outputsSent) return;
         outputsSent = index + 1;
-        writeEvent(res, "output", outputText(value), eventId());
+        writeEvent(out, "output", outputText(value), eventId());
       };
       const sendLogs = (offset: number, text: string) => {
         const end = offset + text.length;
         if (end <= logsSent) return;
         const fresh = text.slice(Math.max(0, logsSent - offset));
         logsSent = end;
-        writeEvent(res, "logs", fresh.replace(/\n$/, ""), eventId());
+        writeEvent(out, "logs", fresh.replace(/\n$/, ""), eventId());
       };
       const finish = (final: PredictionRecord) => {
         if (final.status === "succeeded") {
@@ -120,12 +140,12 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
               sendOutput(i, v);
             });
           else if (outputsSent === 0 && final.output !== null) sendOutput(0, final.output);
-          writeEvent(res, "done", "{}", eventId());
+          writeEvent(out, "done", "{}", eventId());
         } else if (final.status === "failed") {
-          writeEvent(res, "error", JSON.stringify({ detail: final.error ?? "Prediction failed" }), eventId());
-          writeEvent(res, "done", JSON.stringify({ reason: "error" }), eventId());
+          writeEvent(out, "error", JSON.stringify({ detail: final.error ?? "Prediction failed" }), eventId());
+          writeEvent(out, "done", JSON.stringify({ reason: "error" }), eventId());
         } else {
-          writeEvent(res, "done", JSON.stringify({ reason: "canceled" }), eventId());
+          writeEvent(out, "done", JSON.stringify({ reason: "canceled" }), eventId());
         }
         close();
       };
