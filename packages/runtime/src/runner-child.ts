@@ -22,14 +22,19 @@ const flush = () => {
   if (queued.length === 0) return;
   const messages = queued;
   queued = [];
-  lastFlush = performance.now();
   process.send?.(messages.length === 1 ? messages[0] : { type: "batch", messages });
+};
+
+// Only streamed batches start the gap: the first token after `start` is not held back by it.
+const streamFlush = () => {
+  lastFlush = performance.now();
+  flush();
 };
 
 // A flush that comes early (a done message) leaves this one nothing or a little to send: harmless.
 const scheduledFlush = () => {
   flushScheduled = false;
-  flush();
+  streamFlush();
 };
 
 const send = (message: ChildMessage) => {
@@ -37,7 +42,7 @@ const send = (message: ChildMessage) => {
   if (queued.length === 0) queuedSince = now;
   queued.push(message);
   if (message.type !== "output" && message.type !== "log") flush();
-  else if (now - queuedSince >= FLUSH_AGE_MS) flush();
+  else if (now - queuedSince >= FLUSH_AGE_MS) streamFlush();
   else if (!flushScheduled) {
     flushScheduled = true;
     const wait = lastFlush + STREAM_GAP_MS - now;

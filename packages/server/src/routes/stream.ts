@@ -8,7 +8,6 @@ import type { RouteDeps } from "./deps.js";
 
 const HEARTBEAT_MS = 15_000;
 
-/** Writes one server-sent event; multi-line data becomes several `data:` lines. */
 /**
  * An SSE response's writes. The events written in one go (a runner's batch of tokens arrives as one
  * message) leave as one chunk on the next tick: each `res.write` of a chunked response is a chunk header,
@@ -39,6 +38,7 @@ class EventWriter {
   }
 }
 
+/** Writes one server-sent event; multi-line data becomes several `data:` lines. */
 function writeEvent(out: EventWriter, event: string, data: string, id: string): void {
   // One template for the common case (a streamed token): this runs once per event.
   if (!data.includes("\n")) {
