@@ -1,3 +1,4 @@
+import { isTerminal } from "@replicant/protocol";
 import type BetterSqlite3 from "better-sqlite3";
 import { CompiledQuery, type Kysely, type RawBuilder, sql } from "kysely";
 import { FinishedRecordCache } from "./finished-record-cache.js";
@@ -544,7 +545,6 @@ function fromRow<T>(kinds: ColumnKinds, row: Record<string, unknown>): T {
 }
 
 const TERMINAL = ["succeeded", "failed", "canceled", "aborted"] as const;
-const TERMINAL_SET: ReadonlySet<string> = new Set(TERMINAL);
 const UNFINISHED = ["starting", "processing"] as const;
 
 function conflictError(accountId: string, key: string): Error {
@@ -1180,7 +1180,7 @@ export class KyselyStore implements Store {
       bind(this.templates.getPrediction, { id }),
       PREDICTION_KINDS,
     );
-    return record !== undefined && TERMINAL_SET.has(record.status)
+    return record !== undefined && isTerminal(record.status)
       ? this.finished.keep(record, writesBefore)
       : record;
   }
