@@ -21,7 +21,7 @@ import {
   wrk,
 } from "./lib.mjs";
 
-const EVENTS = QUICK ? 50_000 : 200_000;
+const EVENTS = Number(process.env.BENCH_R5_EVENTS ?? (QUICK ? 200_000 : 1_000_000));
 const BATCH = 64;
 const STREAMS = Number(process.env.BENCH_R5_STREAMS ?? 10_000);
 

@@ -124,7 +124,10 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
       const sendOutput = (index: number, value: unknown) => {
         if (index < outputsSent) return;
         outputsSent = index + 1;
-        writeEvent(out, "output", outputText(value), eventId());
+        // A streamed token (a one-line string) is the hot path: one template, no intermediate strings.
+        if (typeof value === "string" && !value.includes("\n"))
+          out.write(`event: output\nid: ${outputsSent}:${logsSent}\ndata: ${value}\n\n`);
+        else writeEvent(out, "output", outputText(value), eventId());
       };
       const sendLogs = (offset: number, text: string) => {
         const end = offset + text.length;
