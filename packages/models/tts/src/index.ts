@@ -44,6 +44,50 @@ export const VARIANTS = [
   "whisper",
 ];
 
+const MESPEAK_PATH = require.resolve("mespeak");
+
+/** Runs of one mespeak instance before a fresh one is made (its engine breaks at the 80th). */
+export const RUNS_PER_INSTANCE = 50;
+
+/**
+ * mespeak with its known defect worked around: the emscripten build of eSpeak breaks at the 80th run of
+ * one instance, whatever the text (a corrupt dictionary read, then V8 aborts the whole process on an
+ * invalid array size; mespeak's own recovery code is never called). mespeak keeps its instance in module
+ * state, so a fresh one is a fresh load of its index (ESpeak.js stays cached): ~20 ms every
+ * {@link RUNS_PER_INSTANCE} runs.
+ */
+export class Speaker {
+  private meSpeak: MeSpeak;
+  private runs = 0;
+
+  constructor() {
+    this.meSpeak = Speaker.load();
+  }
+
+  /** A fresh instance with its config and the default voice loaded. */
+  private static load(): MeSpeak {
+    delete require.cache[MESPEAK_PATH];
+    const meSpeak = require(MESPEAK_PATH) as MeSpeak;
+    // In Node mespeak cannot fetch its config and voices by URL: they must be passed in as objects.
+    meSpeak.loadConfig(require("mespeak/src/mespeak_config.json"));
+    meSpeak.loadVoice(require("mespeak/voices/en/en-us.json"));
+    return meSpeak;
+  }
+
+  /** `meSpeak.speak` with `rawdata` set: the WAV bytes, or null when eSpeak made none. */
+  speak(text: string, options: Record<string, unknown> & { voice: string }): number[] | null {
+    if (this.runs >= RUNS_PER_INSTANCE) {
+      this.meSpeak = Speaker.load();
+      this.runs = 0;
+    }
+    this.runs++;
+    const { voice } = options;
+    if (!this.meSpeak.isVoiceLoaded(voice))
+      this.meSpeak.loadVoice(require(join(VOICES_DIR, `${voice}.json`)));
+    return this.meSpeak.speak(text, options);
+  }
+}
+
 export default definePredictor({
   input: {
     text: input.string({ min_length: 1, max_length: 20000, description: "Text to speak" }),
@@ -58,19 +102,14 @@ export default definePredictor({
   },
   output: output.file(),
   setup(ctx) {
-    const meSpeak = require("mespeak") as MeSpeak;
-    // In Node mespeak cannot fetch its config and voices by URL: they must be passed in as objects.
-    meSpeak.loadConfig(require("mespeak/src/mespeak_config.json"));
-    meSpeak.loadVoice(require("mespeak/voices/en/en-us.json"));
+    const speaker = new Speaker();
     ctx.log(`mespeak ready; ${VOICES.length} voices`);
-    return { meSpeak };
+    return { speaker };
   },
   predict({ text, voice, variant, speed, pitch }, ctx) {
-    const { meSpeak } = ctx.state;
-    if (!meSpeak.isVoiceLoaded(voice)) meSpeak.loadVoice(require(join(VOICES_DIR, `${voice}.json`)));
-    const options: Record<string, unknown> = { rawdata: "array", voice, speed, pitch };
+    const options: Record<string, unknown> & { voice: string } = { rawdata: "array", voice, speed, pitch };
     if (variant !== "default") options.variant = variant;
-    const wav = meSpeak.speak(text, options);
+    const wav = ctx.state.speaker.speak(text, options);
     if (!wav || wav.length === 0) throw new Error("eSpeak produced no audio");
     return new Blob([new Uint8Array(wav)], { type: "audio/wav" });
   },

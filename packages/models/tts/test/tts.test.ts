@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import { type DirectRunner, directRunner } from "@replicant/model-kit";
-import tts from "../src/index.js";
+import tts, { RUNS_PER_INSTANCE, Speaker } from "../src/index.js";
 
 let runner: DirectRunner<typeof tts.input, typeof tts.output>;
 
@@ -76,4 +76,14 @@ test("a faster speed gives shorter audio", async () => {
 test("speaks another language voice", async () => {
   const wav = await speak({ text: "Guten Tag, wie geht es dir?", voice: "de", variant: "f2" });
   assert.ok(wav.seconds > 0.8, `${wav.seconds} s`);
+});
+
+test("speaks past mespeak's 80th run in one process (a fresh engine every RUNS_PER_INSTANCE runs)", async () => {
+  // Without the fresh engine the 80th run aborted the whole process.
+  assert.ok(RUNS_PER_INSTANCE < 80);
+  const speaker = new Speaker();
+  for (let run = 1; run <= 170; run++) {
+    const wav = speaker.speak("Hi.", { rawdata: "array", voice: run % 2 ? "en/en-us" : "de" });
+    assert.ok(wav && wav.length > 1000, `run ${run} made no audio`);
+  }
 });
