@@ -201,6 +201,38 @@ describe("streaming", () => {
     const outputs = [...firstPart, ...rest].filter((e) => e.event === "output").map((e) => e.data);
     assert.deepEqual(outputs, ["token-1 ", "token-2 ", "token-3 ", "token-4 ", "token-5 "]);
   });
+  it(
+    "writes every shape of streamed output: one-line strings, multi-line strings as several data lines, JSON",
+    inProcessOnly("publishes on the prediction's channel inside the server, as the director does"),
+    async () => {
+      const started = await startTestServer({ worker: false });
+      try {
+        const create = await fetch(`${started.apiUrl}/models/replicant/stream-test/predictions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${started.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ input: { tokens: 1 } }),
+        });
+        const prediction = (await create.json()) as { id: string; urls: { stream: string } };
+        const response = await fetch(prediction.urls.stream, { headers: { accept: "text/event-stream" } });
+        assert.equal(response.status, 200);
+        const channel = `prediction:${prediction.id}`;
+        const values = ["plain token ", "two\nlines", { score: 0.5 }, 7];
+        for (const [index, value] of values.entries())
+          await started.server.ctx.bus.publish(channel, { type: "output", index, value });
+        await started.server.ctx.bus.publish(channel, { type: "done", status: "succeeded", error: null });
+        const text = await response.text();
+        const blocks = text.split("\n\n").filter((block) => block.startsWith("event: output"));
+        assert.deepEqual(blocks, [
+          "event: output\nid: 1:0\ndata: plain token ",
+          "event: output\nid: 2:0\ndata: two\ndata: lines",
+          'event: output\nid: 3:0\ndata: {"score":0.5}',
+          "event: output\nid: 4:0\ndata: 7",
+        ]);
+      } finally {
+        await started.close();
+      }
+    },
+  );
   it("a canceled prediction's stream ends with done {reason: canceled}; a failed one with error then done", async () => {
     const res = await api("POST", "/predictions", {
       version: "replicant/stream-test",
