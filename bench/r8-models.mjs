@@ -34,9 +34,7 @@ async function time(fn) {
 // each was not enough: the runner process is a fresh V8, and a JavaScript model there (tts, char-lm)
 // took 30–40 calls to reach the speed the bench process, which runs both in-process variants, had long
 // reached (tts: 40–45 ms a call in the runner after 12 calls, 25 ms after 35, direct 25 ms).
-const WARM_MS = Number(
-  process.env.BENCH_R8_WARM_MS ?? (values.quick || process.argv.includes("--quick") ? 1000 : 2000),
-);
+const WARM_MS = Number(process.env.BENCH_R8_WARM_MS ?? (values.quick ? 1000 : 2000));
 const WARM_CALLS = 5;
 
 async function warmUp(fns) {
