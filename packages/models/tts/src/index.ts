@@ -45,46 +45,102 @@ export const VARIANTS = [
 ];
 
 const MESPEAK_PATH = require.resolve("mespeak");
+const ESPEAK_PATH = require.resolve("mespeak/src/ESpeak.js");
 
-/** Runs of one mespeak instance before a fresh one is made (its engine breaks at the 80th). */
-export const RUNS_PER_INSTANCE = 50;
+/** What mespeak's emscripten build of eSpeak exposes: its module (heap, allocator) and file system. */
+interface Engine {
+  Module?: {
+    HEAP8?: Int8Array;
+    allocate?: (data: number[], type: string, kind: number) => number;
+    ALLOC_STATIC?: number;
+  };
+}
 
 /**
- * mespeak with its known defect worked around: the emscripten build of eSpeak breaks at the 80th run of
- * one instance, whatever the text (a corrupt dictionary read, then V8 aborts the whole process on an
- * invalid array size; mespeak's own recovery code is never called). mespeak keeps its instance in module
- * state, so a fresh one is a fresh load of its index (ESpeak.js stays cached): ~20 ms every
- * {@link RUNS_PER_INSTANCE} runs.
+ * Runs of one engine before a fresh one is made, used only when the engine's heap cannot be read (a
+ * different mespeak build): eSpeak leaks ~650 KB of its 50 MB heap a run, so it breaks at the 80th.
+ */
+export const RUNS_PER_INSTANCE = 50;
+
+/** Heap left free before a run, as a multiple of the most one run has taken so far. */
+const HEADROOM_RUNS = 3;
+
+/**
+ * mespeak with its known defect worked around. Its emscripten build of eSpeak (2011) allocates with a bump
+ * allocator that never frees, in a fixed 50 MB heap, and every run loads eSpeak's data again: each run
+ * takes ~650 KB for good (whatever the text or voice), and the 80th run reads its dictionary past the end
+ * of the heap (a corrupt read, then V8 aborts the whole process on an invalid array size; mespeak's own
+ * recovery code is never called). So the speaker reads the heap's top after each run and makes a fresh
+ * engine before a run could overflow it: ~20–40 ms (mostly mespeak decoding its config) every ~75 runs.
+ * mespeak keeps its engine in module state, so a fresh one is a fresh load of its index (ESpeak.js, the
+ * engine's code, stays cached).
  */
 export class Speaker {
   private meSpeak: MeSpeak;
+  private engine: Engine | undefined;
   private runs = 0;
+  private largestRun = 0;
+  /** Fresh engines made after the first, so far. */
+  reloads = 0;
 
   constructor() {
-    this.meSpeak = Speaker.load();
+    [this.meSpeak, this.engine] = Speaker.load();
   }
 
-  /** A fresh instance with its config and the default voice loaded. */
-  private static load(): MeSpeak {
-    delete require.cache[MESPEAK_PATH];
-    const meSpeak = require(MESPEAK_PATH) as MeSpeak;
+  /** A fresh instance with its config and the default voice loaded, and its engine when it can be seen. */
+  private static load(): [MeSpeak, Engine | undefined] {
+    const ESpeak = require(ESPEAK_PATH) as new () => Engine;
+    const cached = require.cache[ESPEAK_PATH];
+    let engine: Engine | undefined;
+    // mespeak's index constructs its engine from ESpeak.js's export: wrapped for the load, to keep a handle.
+    if (cached)
+      cached.exports = function Engine() {
+        engine = new ESpeak();
+        return engine;
+      };
+    let meSpeak: MeSpeak;
+    try {
+      delete require.cache[MESPEAK_PATH];
+      meSpeak = require(MESPEAK_PATH) as MeSpeak;
+    } finally {
+      if (cached) cached.exports = ESpeak;
+    }
     // In Node mespeak cannot fetch its config and voices by URL: they must be passed in as objects.
     meSpeak.loadConfig(require("mespeak/src/mespeak_config.json"));
     meSpeak.loadVoice(require("mespeak/voices/en/en-us.json"));
-    return meSpeak;
+    return [meSpeak, engine];
+  }
+
+  /** Bytes the engine's heap has left, or undefined when it cannot be read. */
+  private heapLeft(): number | undefined {
+    const module = this.engine?.Module;
+    if (!module?.HEAP8 || !module.allocate || module.ALLOC_STATIC === undefined) return undefined;
+    // A static allocation returns the allocator's top (and takes 4 bytes of the heap).
+    return module.HEAP8.length - module.allocate([0], "i8", module.ALLOC_STATIC);
   }
 
   /** `meSpeak.speak` with `rawdata` set: the WAV bytes, or null when eSpeak made none. */
   speak(text: string, options: Record<string, unknown> & { voice: string }): number[] | null {
-    if (this.runs >= RUNS_PER_INSTANCE) {
-      this.meSpeak = Speaker.load();
+    const left = this.heapLeft();
+    const full =
+      left === undefined
+        ? this.runs >= RUNS_PER_INSTANCE
+        : left < HEADROOM_RUNS * Math.max(this.largestRun, 1 << 20);
+    if (full) {
+      [this.meSpeak, this.engine] = Speaker.load();
       this.runs = 0;
+      this.reloads++;
     }
     this.runs++;
     const { voice } = options;
     if (!this.meSpeak.isVoiceLoaded(voice))
       this.meSpeak.loadVoice(require(join(VOICES_DIR, `${voice}.json`)));
-    return this.meSpeak.speak(text, options);
+    const before = this.heapLeft();
+    const wav = this.meSpeak.speak(text, options);
+    const after = this.heapLeft();
+    if (before !== undefined && after !== undefined)
+      this.largestRun = Math.max(this.largestRun, before - after);
+    return wav;
   }
 }
 
