@@ -53,7 +53,7 @@ function fromResultFile(file, since) {
             value: Math.round(r.ratio * 1000) / 1000,
             target: `≤ ${r.target}× the library called directly`,
             pass: r.pass,
-            detail: `predictor ${r.predictor.toFixed(1)} ms vs direct ${r.direct.toFixed(1)} ms (median of ${data.rounds} rounds, in process)`,
+            detail: `predictor ${r.predictor.toFixed(1)} ms vs direct ${r.direct.toFixed(1)} ms (${r.rounds} rounds, in process)`,
           },
     );
   }
