@@ -1,7 +1,7 @@
 /** Turns what predict() returned into JSON plus FileValue markers, writing file contents to the scratch dir. */
 import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -30,6 +30,8 @@ async function writeFileLike(
   value: Blob | Uint8Array | Readable | ReadableStream<Uint8Array>,
   scratchDir: string,
 ) {
+  // The server makes the directory only for versions that declare files; bytes returned anyway still land.
+  await mkdir(scratchDir, { recursive: true });
   if (value instanceof Blob) {
     const name = "name" in value && typeof value.name === "string" && value.name ? basename(value.name) : "";
     const path = join(

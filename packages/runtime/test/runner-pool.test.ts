@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isFileValue, RunnerPool } from "../src/index.js";
@@ -235,6 +235,17 @@ describe("files and training", () => {
     assert.equal((output.blob as { content_type: string }).content_type, "image/png");
     assert.equal(output.echoed, infile);
     assert.equal(output.infile_text, "input bytes");
+  });
+
+  test("bytes returned land in a scratch dir the server did not make", async () => {
+    // The server makes the directory only for versions that declare files.
+    const runners = pool({ predictorPath: fixture("bytes-predictor") });
+    const run = { ...request({}), scratchDir: join(scratch(), "not-made-yet") };
+    const result = await runners.run(run, recorder());
+    assert.ok(result.status === "succeeded", JSON.stringify(result));
+    assert.ok(isFileValue(result.output));
+    assert.equal(dirname(result.output.path), run.scratchDir);
+    assert.equal(readFileSync(result.output.path, "utf8"), "bytes");
   });
 
   test("a training run returns its weights as a file", async () => {

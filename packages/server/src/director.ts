@@ -362,14 +362,14 @@ export class Director {
   private versionUsesFiles(version: VersionRecord): boolean {
     let uses = this.usesFiles.get(version.id);
     if (uses === undefined) {
-      // Versions are immutable: look once. Anything declared as a URI (a file) in a schema counts, and
-      // so does a version without schemas or one not run by a runtime predictor.
+      // Versions are immutable: look once. Anything declared as a URI (a file) in the prediction schemas
+      // counts, and so does a version without schemas or one not run by a runtime predictor. A training
+      // gets its directory anyway: a trainable model's predictions need none for it.
       const schemas = (version.openapi_schema.components as { schemas?: Record<string, unknown> } | undefined)
         ?.schemas;
       uses =
         !schemas?.Input ||
-        /"format":"uri"/.test(JSON.stringify([schemas.Input, schemas.Output, schemas.TrainingInput])) ||
-        version.training_schema !== null ||
+        /"format":"uri"/.test(JSON.stringify([schemas.Input, schemas.Output])) ||
         version.runner.kind === "cog";
       if (this.usesFiles.size >= 1000) this.usesFiles.clear();
       this.usesFiles.set(version.id, uses);
