@@ -1,6 +1,7 @@
 // R5: one SSE stream's events/s through the API's stream route (events published on the prediction's
-// channel inside the server, as the director does for a runner's output) vs a bare node:http SSE writer
-// (one res.write per event, the same batches per turn); and, with 10,000 streams open, the req/s of a
+// channel inside the server, as the director does for a runner's output: a batch of 64 tokens a turn, one
+// bus event) vs a bare node:http SSE writer (one res.write per turn's 64 events, as the route writes
+// them); and, with 10,000 streams open, the req/s of a
 // side route (GET /v1/predictions/{id}, c=50) against its rate in the same process before they opened.
 import {
   alternate,

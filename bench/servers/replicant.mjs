@@ -8,7 +8,8 @@
 //   seed "queued": one hello-world prediction created without waiting (worker off: it stays queued).
 //   seed "stream": one replicant/stream-test prediction left unfinished (worker off), for SSE.
 //   control:       a side HTTP port; GET /produce?id=&events=&batch= publishes output events to a
-//                  prediction's stream channel from inside the server process (the runner's path).
+//                  prediction's stream channel from inside the server process (the runner's path: one
+//                  `outputs` event of `batch` tokens per turn, as the director publishes a runner's batch).
 import { createServer } from "node:http";
 import { startTestServer } from "@replicant/testing";
 
@@ -62,10 +63,14 @@ if (options.control) {
     const batch = Number(url.searchParams.get("batch") ?? 64);
     const channel = `prediction:${id}`;
     let sent = 0;
+    // A runner's batch of tokens reaches the director as one IPC message and goes on the bus as one
+    // `outputs` event (director.ts, recordOutputs): one event per turn here too.
     const step = () => {
       const end = Math.min(events, sent + batch);
-      for (; sent < end; sent++)
-        void bus.publish(channel, { type: "output", index: sent, value: `token-${sent} ` });
+      const values = [];
+      for (let i = sent; i < end; i++) values.push(`token-${i} `);
+      void bus.publish(channel, { type: "outputs", index: sent, values });
+      sent = end;
       if (sent < events) setImmediate(step);
       else void bus.publish(channel, { type: "done", status: "succeeded", error: null });
     };

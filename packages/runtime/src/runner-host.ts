@@ -203,7 +203,7 @@ export class RunnerHost {
   private receive(message: ChildMessage) {
     switch (message.type) {
       case "batch":
-        for (const each of message.messages) this.receive(each);
+        this.receiveBatch(message.messages);
         return;
       case "log":
         this.inFlight.get(message.id)?.callbacks.onLog(message.text);
@@ -242,6 +242,27 @@ export class RunnerHost {
         this.settleReady(new SetupFailedError(`Setup failed: ${message.error}`, message.logs));
         this.kill("setup failed");
         return;
+    }
+  }
+
+  /** A batch's messages in order; consecutive outputs of one run go to `onOutputs` in one call. */
+  private receiveBatch(messages: ChildMessage[]) {
+    for (let i = 0; i < messages.length; i++) {
+      const first = messages[i] as ChildMessage;
+      const entry = first.type === "output" ? this.inFlight.get(first.id) : undefined;
+      if (first.type !== "output" || !entry?.callbacks.onOutputs) {
+        this.receive(first);
+        continue;
+      }
+      const values = [first.value];
+      let next = messages[i + 1];
+      while (next?.type === "output" && next.id === first.id && next.index === first.index + values.length) {
+        values.push(next.value);
+        next = messages[++i + 1];
+      }
+      for (const value of values) entry.items.push(value);
+      if (values.length === 1) entry.callbacks.onOutput(first.index, first.value);
+      else entry.callbacks.onOutputs(first.index, values);
     }
   }
 

@@ -47,6 +47,11 @@ export interface RunCallbacks {
   onLog(text: string): void;
   /** One item of an iterator output, in order from 0. */
   onOutput(index: number, value: unknown): void;
+  /**
+   * Consecutive items that arrived together (a runner process's batch), from `index`: one call where
+   * `onOutput` would be called for each. Optional: without it, `onOutput` is called for each.
+   */
+  onOutputs?(index: number, values: unknown[]): void;
 }
 
 export type RunResult =

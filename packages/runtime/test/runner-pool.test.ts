@@ -267,6 +267,32 @@ describe("files and training", () => {
     assert.equal(callbacks.logs, expected.map((line) => `${line}\n`).join(""));
   });
 
+  test("consecutive items of one batch reach onOutputs in one call, when the caller takes them", async () => {
+    const runners = pool({ predictorPath: fixture("burst-predictor") });
+    const calls: { index: number; values: unknown[] }[] = [];
+    const callbacks = recorder();
+    callbacks.onOutputs = (index, values) => calls.push({ index, values });
+    const onOutput = callbacks.onOutput.bind(callbacks);
+    callbacks.onOutput = (index, value) => {
+      calls.push({ index, values: [value] });
+      onOutput(index, value);
+    };
+    const result = await runners.run(request({ count: 5000, quiet: true }), callbacks);
+    const expected = Array.from({ length: 5000 }, (_, i) => `item ${i}`);
+    assert.deepEqual(result, { status: "succeeded", output: expected });
+    // In order, no gap, no repeat: each call starts where the last one ended.
+    let next = 0;
+    for (const call of calls) {
+      assert.equal(call.index, next);
+      next += call.values.length;
+    }
+    assert.deepEqual(
+      calls.flatMap((call) => call.values),
+      expected,
+    );
+    assert.ok(calls.length < 100, `${calls.length} calls for 5000 items in one turn`);
+  });
+
   test("a predictor that blocks its event loop still streams: a batch goes out once 5 ms old", async () => {
     const runners = pool({ predictorPath: fixture("burst-predictor") });
     const arrivals = new Map<unknown, number>();

@@ -13,7 +13,13 @@ import type {
 } from "./backends/types.js";
 import { PREDICTIONS_QUEUE, predictionChannel, type ServerContext } from "./context.js";
 import type { FileOutputs } from "./file-outputs.js";
-import { type FileValue, hasFiles, type ModelRunner, type RunResult } from "./runners/types.js";
+import {
+  type FileValue,
+  hasFiles,
+  type ModelRunner,
+  type RunCallbacks,
+  type RunResult,
+} from "./runners/types.js";
 import { outboxFor, wantsEvent } from "./webhook-events.js";
 
 export const DEADLINES_QUEUE = "deadlines";
@@ -318,38 +324,51 @@ export class Director {
     if (record.kind === "training" || this.versionUsesFiles(version))
       await mkdir(scratchDir, { recursive: true });
     const input = await this.materialize(record, version, scratchDir);
+    const callbacks: RunCallbacks = {
+      onStart: () => this.markStarted(state),
+      onLog: (text) => {
+        const offset = state.logs.length;
+        state.logs += text;
+        void this.ctx.bus.publish(predictionChannel(record.id), { type: "logs", offset, text });
+        state.pendingWebhook.logs = true;
+        this.scheduleFlush(state);
+      },
+      onOutputs: (index, values) => {
+        // A batch of plain items (tokens) is one event on the bus; one with a file goes item by item.
+        if (state.outputsQueued === 0 && !values.some(hasFiles)) this.recordOutputs(state, index, values);
+        else for (const [offset, value] of values.entries()) callbacks.onOutput(index + offset, value);
+      },
+      onOutput: (index, value) => {
+        if (state.outputsQueued === 0 && !hasFiles(value)) {
+          this.recordOutput(state, index, value);
+          return;
+        }
+        // A file item is stored as it arrives, so that readers and the stream see its URL, never the
+        // runner's path; items after it wait their turn. Copied, not moved: the predictor still runs.
+        // A failure shows when the final output is stored (the same promise).
+        state.outputsQueued++;
+        state.outputs = state.outputs
+          .then(() => this.fileOutputs.store(record, value, undefined, state.streamedFiles))
+          .then(
+            (stored) => this.recordOutput(state, index, stored),
+            () => {},
+          )
+          .finally(() => {
+            state.outputsQueued--;
+          });
+      },
+    };
     return runner.run(
       { id: record.id, input, signal: state.controller.signal, scratchDir, kind: record.kind },
-      {
-        onStart: () => this.markStarted(state),
-        onLog: (text) => {
-          const offset = state.logs.length;
-          state.logs += text;
-          void this.ctx.bus.publish(predictionChannel(record.id), { type: "logs", offset, text });
-          state.pendingWebhook.logs = true;
-          this.scheduleFlush(state);
-        },
-        onOutput: (index, value) => {
-          if (state.outputsQueued === 0 && !hasFiles(value)) {
-            this.recordOutput(state, index, value);
-            return;
-          }
-          // A file item is stored as it arrives, so that readers and the stream see its URL, never the
-          // runner's path; items after it wait their turn. Copied, not moved: the predictor still runs.
-          // A failure shows when the final output is stored (the same promise).
-          state.outputsQueued++;
-          state.outputs = state.outputs
-            .then(() => this.fileOutputs.store(record, value, undefined, state.streamedFiles))
-            .then(
-              (stored) => this.recordOutput(state, index, stored),
-              () => {},
-            )
-            .finally(() => {
-              state.outputsQueued--;
-            });
-        },
-      },
+      callbacks,
     );
+  }
+
+  private recordOutputs(state: RunState, index: number, values: unknown[]): void {
+    for (const [offset, value] of values.entries()) state.output[index + offset] = value;
+    void this.ctx.bus.publish(predictionChannel(state.record.id), { type: "outputs", index, values });
+    state.pendingWebhook.output = true;
+    this.scheduleFlush(state);
   }
 
   private recordOutput(state: RunState, index: number, value: unknown): void {

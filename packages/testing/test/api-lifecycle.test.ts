@@ -233,6 +233,39 @@ describe("streaming", () => {
       }
     },
   );
+  it(
+    "writes a batch of outputs published as one event, each item once, in order",
+    inProcessOnly("publishes on the prediction's channel inside the server, as the director does"),
+    async () => {
+      const started = await startTestServer({ worker: false });
+      try {
+        const create = await fetch(`${started.apiUrl}/models/replicant/stream-test/predictions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${started.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ input: { tokens: 1 } }),
+        });
+        const prediction = (await create.json()) as { id: string; urls: { stream: string } };
+        const response = await fetch(prediction.urls.stream, { headers: { accept: "text/event-stream" } });
+        const channel = `prediction:${prediction.id}`;
+        const { bus } = started.server.ctx;
+        await bus.publish(channel, { type: "outputs", index: 0, values: ["a ", "b "] });
+        // Overlapping what was sent: only the new item is written.
+        await bus.publish(channel, { type: "outputs", index: 1, values: ["b ", "c\nd"] });
+        await bus.publish(channel, { type: "output", index: 3, value: "e " });
+        await bus.publish(channel, { type: "done", status: "succeeded", error: null });
+        const text = await response.text();
+        const blocks = text.split("\n\n").filter((block) => block.startsWith("event: output"));
+        assert.deepEqual(blocks, [
+          "event: output\nid: 1:0\ndata: a ",
+          "event: output\nid: 2:0\ndata: b ",
+          "event: output\nid: 3:0\ndata: c\ndata: d",
+          "event: output\nid: 4:0\ndata: e ",
+        ]);
+      } finally {
+        await started.close();
+      }
+    },
+  );
   it("a canceled prediction's stream ends with done {reason: canceled}; a failed one with error then done", async () => {
     const res = await api("POST", "/predictions", {
       version: "replicant/stream-test",

@@ -415,6 +415,8 @@ export interface BlobStore {
 export type PredictionEvent =
   | { type: "status"; status: PredictionStatus }
   | { type: "output"; index: number; value: unknown }
+  /** Consecutive output items from `index` that arrived together (one runner batch): one event, not one each. */
+  | { type: "outputs"; index: number; values: unknown[] }
   | { type: "logs"; offset: number; text: string }
   /** `record`, when given, is the prediction as stored by this transition (saves waiters a read). */
   | { type: "done"; status: PredictionStatus; error: string | null; record?: PredictionRecord };

@@ -175,11 +175,28 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
       };
+      // A batch of tokens: its one-line strings go into one chunk, as a bare SSE writer would do it.
+      const sendOutputs = (index: number, values: unknown[]) => {
+        let i = Math.max(0, outputsSent - index);
+        let chunk = "";
+        const afterOutputs = `:${logsSent}\ndata: `;
+        for (; i < values.length; i++) {
+          const value = values[i];
+          if (typeof value !== "string" || value.includes("\n")) break;
+          outputsSent = index + i + 1;
+          chunk += `event: output\nid: ${outputsSent}${afterOutputs}${value}\n\n`;
+        }
+        if (chunk !== "") out.write(chunk);
+        for (; i < values.length; i++) sendOutput(index + i, values[i]);
+      };
       const deliver = async (event: PredictionEvent) => {
         if (closed) return;
         if (event.type === "output") {
           if (event.index > outputsSent) await catchUp(event.index, 0);
           sendOutput(event.index, event.value);
+        } else if (event.type === "outputs") {
+          if (event.index > outputsSent) await catchUp(event.index, 0);
+          sendOutputs(event.index, event.values);
         } else if (event.type === "logs") {
           if (event.offset > logsSent) await catchUp(0, event.offset);
           sendLogs(event.offset, event.text);
@@ -196,6 +213,10 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
         if (queued === 0 && !closed) {
           if (event.type === "output" && event.index === outputsSent) {
             sendOutput(event.index, event.value);
+            return;
+          }
+          if (event.type === "outputs" && event.index <= outputsSent) {
+            sendOutputs(event.index, event.values);
             return;
           }
           if (event.type === "logs" && event.offset <= logsSent) {
