@@ -12,6 +12,30 @@ import { formatValidationErrors, validateInput } from "./validate.js";
 /** Where console output goes while code runs inside a log scope (setup or one prediction). */
 export const logScope = new AsyncLocalStorage<(text: string) => void>();
 
+/** The log sink of the one task running in this process, when it runs alone (see {@link withLogSink}). */
+let soleSink: ((text: string) => void) | undefined;
+
+/**
+ * Runs `fn` with console output going to `sink`. A task that runs alone in its process (setup; a
+ * prediction on a runner that serves one at a time) gets a process-wide sink, as Cog captures a
+ * predictor's output: AsyncLocalStorage, which concurrent predictions need, turns on promise hooks for
+ * the whole process on Node 20, and they cost a token-streaming runner ~5 % of its main thread.
+ */
+export async function withLogSink<T>(
+  sink: (text: string) => void,
+  fn: () => T | Promise<T>,
+  alone: boolean,
+): Promise<T> {
+  if (!alone) return logScope.run(sink, fn);
+  const previous = soleSink;
+  soleSink = sink;
+  try {
+    return await fn();
+  } finally {
+    soleSink = previous;
+  }
+}
+
 let captured = false;
 
 /** console.log and direct stdout/stderr writes inside a log scope become that scope's logs (idempotent). */
@@ -21,7 +45,7 @@ export function captureConsoleOutput(): void {
   for (const stream of [process.stdout, process.stderr]) {
     const original = stream.write.bind(stream);
     stream.write = ((chunk: unknown, encoding?: unknown, callback?: unknown) => {
-      const sink = logScope.getStore();
+      const sink = logScope.getStore() ?? soleSink;
       if (!sink) return original(chunk as string, encoding as BufferEncoding, callback as () => void);
       sink(typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString());
       const done = typeof encoding === "function" ? encoding : callback;
@@ -112,6 +136,8 @@ export async function execute(
   job: ExecutionJob,
   signal: AbortSignal,
   sink: ExecutionSink,
+  /** Nothing else runs in this process meanwhile: console output needs no AsyncLocalStorage. */
+  alone = false,
 ): Promise<ExecutionResult> {
   const train = job.kind === "training" ? predictor.train : undefined;
   if (job.kind === "training" && !train)
@@ -147,31 +173,35 @@ export async function execute(
     return result;
   };
 
-  return logScope.run(sink.log, async () => {
-    try {
-      const spec: OutputSpec = train ? trainingOutput : predictor.output;
-      const returned = train
-        ? { weights: await train.run(checked.value, ctx) }
-        : await predictor.predict(checked.value, ctx);
-      if (spec.kind === "iterator" && isIterable(returned)) {
-        const items: unknown[] = [];
-        for await (const item of returned) {
-          if (signal.aborted) break;
-          const value = await materializeOutput(item, spec.items, job.scratchDir);
-          sink.output(items.length, value);
-          items.push(value);
+  return withLogSink(
+    sink.log,
+    async (): Promise<ExecutionResult> => {
+      try {
+        const spec: OutputSpec = train ? trainingOutput : predictor.output;
+        const returned = train
+          ? { weights: await train.run(checked.value, ctx) }
+          : await predictor.predict(checked.value, ctx);
+        if (spec.kind === "iterator" && isIterable(returned)) {
+          const items: unknown[] = [];
+          for await (const item of returned) {
+            if (signal.aborted) break;
+            const value = await materializeOutput(item, spec.items, job.scratchDir);
+            sink.output(items.length, value);
+            items.push(value);
+          }
+          if (signal.aborted) return finish({ status: "canceled" });
+          return finish({ status: "succeeded", output: items, outputIsItems: true });
         }
+        const value = await materializeOutput(returned, spec, job.scratchDir);
         if (signal.aborted) return finish({ status: "canceled" });
-        return finish({ status: "succeeded", output: items, outputIsItems: true });
+        return finish({ status: "succeeded", output: value });
+      } catch (error) {
+        if (signal.aborted) return finish({ status: "canceled" });
+        // Like Cog, the traceback goes to the logs and the message becomes the error.
+        sink.log(withNewline(error instanceof Error && error.stack ? error.stack : String(error)));
+        return finish({ status: "failed", error: errorMessage(error) });
       }
-      const value = await materializeOutput(returned, spec, job.scratchDir);
-      if (signal.aborted) return finish({ status: "canceled" });
-      return finish({ status: "succeeded", output: value });
-    } catch (error) {
-      if (signal.aborted) return finish({ status: "canceled" });
-      // Like Cog, the traceback goes to the logs and the message becomes the error.
-      sink.log(withNewline(error instanceof Error && error.stack ? error.stack : String(error)));
-      return finish({ status: "failed", error: errorMessage(error) });
-    }
-  });
+    },
+    alone,
+  );
 }

@@ -2,7 +2,7 @@
  * Entry point of a runner child process: `node runner-child.js <predictor.js>`, forked with an IPC channel.
  * Loads the predictor, runs setup once, then serves run/cancel messages concurrently.
  */
-import { captureConsoleOutput, describePredictor, execute, loadPredictor, logScope } from "./execute.js";
+import { captureConsoleOutput, describePredictor, execute, loadPredictor, withLogSink } from "./execute.js";
 import type { AnyPredictor } from "./predictor.js";
 import type { ChildMessage, HostMessage } from "./runner-protocol.js";
 
@@ -65,14 +65,15 @@ async function main() {
   let predictor: AnyPredictor;
   let state: unknown;
   try {
-    predictor = await logScope.run(setupLog, () => loadPredictor(path));
+    // Loading and setup run alone: their output needs no AsyncLocalStorage (see withLogSink).
+    predictor = await withLogSink(setupLog, () => loadPredictor(path), true);
     send({ type: "loaded", description: describePredictor(predictor) });
     const setup = predictor.setup;
     if (setup) {
       const ctx = weights
         ? { log: (text: string) => setupLog(text.endsWith("\n") ? text : `${text}\n`), weights }
         : { log: (text: string) => setupLog(text.endsWith("\n") ? text : `${text}\n`) };
-      state = await logScope.run(setupLog, () => setup.call(predictor, ctx));
+      state = await withLogSink(setupLog, () => setup.call(predictor, ctx), true);
     }
   } catch (error) {
     const stack = error instanceof Error && error.stack ? error.stack : String(error);
@@ -86,6 +87,8 @@ async function main() {
   }
 
   const running = new Map<string, AbortController>();
+  // The host keeps within the predictor's concurrency: with 1, each prediction runs alone.
+  const alone = describePredictor(predictor).concurrency === 1;
   process.on("message", (message: HostMessage) => {
     if (message.type === "cancel") {
       running.get(message.id)?.abort();
@@ -95,10 +98,17 @@ async function main() {
     const controller = new AbortController();
     running.set(id, controller);
     const job = { id, kind: message.kind, input: message.input, scratchDir: message.scratchDir, weights };
-    execute(predictor, state, job, controller.signal, {
-      log: (text) => send({ type: "log", id, text }),
-      output: (index, value) => send({ type: "output", id, index, value }),
-    }).then((result) => {
+    execute(
+      predictor,
+      state,
+      job,
+      controller.signal,
+      {
+        log: (text) => send({ type: "log", id, text }),
+        output: (index, value) => send({ type: "output", id, index, value }),
+      },
+      alone,
+    ).then((result) => {
       running.delete(id);
       send({ type: "done", id, ...result });
     });

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { isFileValue, RunnerPool } from "../src/index.js";
-import { fixture, recorder, request, scratch, until } from "./helpers.js";
+import { fixture, type Recorded, recorder, request, scratch, until } from "./helpers.js";
 
 const pools: RunnerPool[] = [];
 function pool(options: ConstructorParameters<typeof RunnerPool>[0]): RunnerPool {
@@ -50,6 +50,33 @@ describe("a well-behaved predictor", () => {
     assert.deepEqual(await running, { status: "canceled" });
     assert.equal(before.running, 1);
     assert.equal(runners.stats().instances, 1);
+  });
+
+  test("a predictor run one at a time gets its output as logs without promise hooks in its process", async () => {
+    const runners = pool({ predictorPath: fixture("alone-predictor") });
+    for (const text of ["one", "two"]) {
+      const callbacks = recorder();
+      const result = await runners.run(request({ text }), callbacks);
+      // AsyncLocalStorage would have turned promise hooks on: a continuation's async id would not be 0.
+      assert.deepEqual(result, { status: "succeeded", output: { async_id: 0 } });
+      assert.equal(callbacks.logs, `before ${text}\nafter ${text}\n`);
+    }
+  });
+
+  test("concurrent predictions each get only their own output as logs", async () => {
+    const runners = pool({ predictorPath: fixture("echo-predictor"), maxInstances: 1 });
+    const texts = ["a", "b", "c"];
+    const recorded = texts.map(() => recorder());
+    const results = await Promise.all(
+      texts.map((text, i) => runners.run(request({ text, sleep_ms: 30 }), recorded[i] as Recorded)),
+    );
+    assert.equal(new Set(results.map((r) => (r as { output: { pid: number } }).output.pid)).size, 1);
+    texts.forEach((text, i) => {
+      const logs = (recorded[i] as Recorded).logs;
+      assert.match(logs, new RegExp(`^predicting ${text}\n`));
+      for (const other of texts)
+        if (other !== text) assert.doesNotMatch(logs, new RegExp(`predicting ${other}`));
+    });
   });
 
   test("100 concurrent predictions through a pool with at most 2 processes", async () => {
