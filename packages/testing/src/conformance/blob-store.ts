@@ -110,6 +110,15 @@ export function blobStoreConformance(
           const info = await blobs.adopt("outputs/p1/out.bin", source);
           assert.deepEqual(info, { size: data.length, sha256: sha256(data) });
           assert.deepEqual(await read(blobs, "outputs/p1/out.bin"), data);
+          // Empty, exactly the 1 MB read buffer, and over it (several reads).
+          for (const size of [0, 1 << 20, 2_500_007]) {
+            const bytes = randomBytes(size);
+            const path = join(dir, `sized-${size}.bin`);
+            await writeFile(path, bytes);
+            const sized = await blobs.adopt(`outputs/p1/sized-${size}.bin`, path);
+            assert.deepEqual(sized, { size, sha256: sha256(bytes) });
+            assert.deepEqual(await read(blobs, `outputs/p1/sized-${size}.bin`), bytes);
+          }
           const link = join(dir, "link.bin");
           await writeFile(join(dir, "target.bin"), "secret");
           await symlink(join(dir, "target.bin"), link);
