@@ -205,65 +205,34 @@ describe("streaming", () => {
     "writes every shape of streamed output: one-line strings, multi-line strings as several data lines, JSON",
     inProcessOnly("publishes on the prediction's channel inside the server, as the director does"),
     async () => {
-      const started = await startTestServer({ worker: false });
-      try {
-        const create = await fetch(`${started.apiUrl}/models/replicant/stream-test/predictions`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${started.token}`, "content-type": "application/json" },
-          body: JSON.stringify({ input: { tokens: 1 } }),
-        });
-        const prediction = (await create.json()) as { id: string; urls: { stream: string } };
-        const response = await fetch(prediction.urls.stream, { headers: { accept: "text/event-stream" } });
-        assert.equal(response.status, 200);
-        const channel = `prediction:${prediction.id}`;
+      const blocks = await streamedOutputBlocks(async (publish) => {
         const values = ["plain token ", "two\nlines", { score: 0.5 }, 7];
-        for (const [index, value] of values.entries())
-          await started.server.ctx.bus.publish(channel, { type: "output", index, value });
-        await started.server.ctx.bus.publish(channel, { type: "done", status: "succeeded", error: null });
-        const text = await response.text();
-        const blocks = text.split("\n\n").filter((block) => block.startsWith("event: output"));
-        assert.deepEqual(blocks, [
-          "event: output\nid: 1:0\ndata: plain token ",
-          "event: output\nid: 2:0\ndata: two\ndata: lines",
-          'event: output\nid: 3:0\ndata: {"score":0.5}',
-          "event: output\nid: 4:0\ndata: 7",
-        ]);
-      } finally {
-        await started.close();
-      }
+        for (const [index, value] of values.entries()) await publish({ type: "output", index, value });
+      });
+      assert.deepEqual(blocks, [
+        "event: output\nid: 1:0\ndata: plain token ",
+        "event: output\nid: 2:0\ndata: two\ndata: lines",
+        'event: output\nid: 3:0\ndata: {"score":0.5}',
+        "event: output\nid: 4:0\ndata: 7",
+      ]);
     },
   );
   it(
     "writes a batch of outputs published as one event, each item once, in order",
     inProcessOnly("publishes on the prediction's channel inside the server, as the director does"),
     async () => {
-      const started = await startTestServer({ worker: false });
-      try {
-        const create = await fetch(`${started.apiUrl}/models/replicant/stream-test/predictions`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${started.token}`, "content-type": "application/json" },
-          body: JSON.stringify({ input: { tokens: 1 } }),
-        });
-        const prediction = (await create.json()) as { id: string; urls: { stream: string } };
-        const response = await fetch(prediction.urls.stream, { headers: { accept: "text/event-stream" } });
-        const channel = `prediction:${prediction.id}`;
-        const { bus } = started.server.ctx;
-        await bus.publish(channel, { type: "outputs", index: 0, values: ["a ", "b "] });
+      const blocks = await streamedOutputBlocks(async (publish) => {
+        await publish({ type: "outputs", index: 0, values: ["a ", "b "] });
         // Overlapping what was sent: only the new item is written.
-        await bus.publish(channel, { type: "outputs", index: 1, values: ["b ", "c\nd"] });
-        await bus.publish(channel, { type: "output", index: 3, value: "e " });
-        await bus.publish(channel, { type: "done", status: "succeeded", error: null });
-        const text = await response.text();
-        const blocks = text.split("\n\n").filter((block) => block.startsWith("event: output"));
-        assert.deepEqual(blocks, [
-          "event: output\nid: 1:0\ndata: a ",
-          "event: output\nid: 2:0\ndata: b ",
-          "event: output\nid: 3:0\ndata: c\ndata: d",
-          "event: output\nid: 4:0\ndata: e ",
-        ]);
-      } finally {
-        await started.close();
-      }
+        await publish({ type: "outputs", index: 1, values: ["b ", "c\nd"] });
+        await publish({ type: "output", index: 3, value: "e " });
+      });
+      assert.deepEqual(blocks, [
+        "event: output\nid: 1:0\ndata: a ",
+        "event: output\nid: 2:0\ndata: b ",
+        "event: output\nid: 3:0\ndata: c\ndata: d",
+        "event: output\nid: 4:0\ndata: e ",
+      ]);
     },
   );
   it("a canceled prediction's stream ends with done {reason: canceled}; a failed one with error then done", async () => {
@@ -420,3 +389,33 @@ describe("file outputs and retention", () => {
     },
   );
 });
+
+type StreamEvent = Parameters<TestServer["server"]["ctx"]["bus"]["publish"]>[1];
+
+/**
+ * Opens the SSE stream of an unfinished prediction (the worker is off), lets `produce` publish on its
+ * channel as the director does, ends it with `done`, and returns the stream's output events.
+ */
+async function streamedOutputBlocks(
+  produce: (publish: (event: StreamEvent) => Promise<void>) => Promise<void>,
+): Promise<string[]> {
+  const started = await startTestServer({ worker: false });
+  try {
+    const create = await fetch(`${started.apiUrl}/models/replicant/stream-test/predictions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${started.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ input: { tokens: 1 } }),
+    });
+    const prediction = (await create.json()) as { id: string; urls: { stream: string } };
+    const response = await fetch(prediction.urls.stream, { headers: { accept: "text/event-stream" } });
+    assert.equal(response.status, 200);
+    const channel = `prediction:${prediction.id}`;
+    const { bus } = started.server.ctx;
+    await produce((event) => bus.publish(channel, event));
+    await bus.publish(channel, { type: "done", status: "succeeded", error: null });
+    const text = await response.text();
+    return text.split("\n\n").filter((block) => block.startsWith("event: output"));
+  } finally {
+    await started.close();
+  }
+}
