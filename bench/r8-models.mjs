@@ -176,14 +176,14 @@ async function compare(direct, viaPredictor, api) {
   const variants = [["direct", direct], ["predictor", viaPredictor], ...(api ? [["api", api]] : [])];
   const times = Object.fromEntries(variants.map(([name]) => [name, []]));
   await warmUp(variants.map(([, fn]) => fn));
-  const spent = variants.map(() => 0);
+  const spent = Object.fromEntries(variants.map(([name]) => [name, 0]));
   let round = 0;
-  for (; moreRounds(round, spent); round++) {
+  for (; moreRounds(round, Object.values(spent)); round++) {
     const order = round % 2 === 0 ? variants : [...variants].reverse();
     for (const [name, fn] of order) {
       const ms = await time(fn);
       times[name].push(ms);
-      spent[variants.findIndex(([n]) => n === name)] += ms;
+      spent[name] += ms;
     }
   }
   const perRound = (name) => median(times[name].map((ms, i) => ms / times.direct[i]));

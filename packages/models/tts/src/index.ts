@@ -121,7 +121,7 @@ export class Speaker {
 
   /** `meSpeak.speak` with `rawdata` set: the WAV bytes, or null when eSpeak made none. */
   speak(text: string, options: Record<string, unknown> & { voice: string }): number[] | null {
-    const left = this.heapLeft();
+    let left = this.heapLeft();
     const full =
       left === undefined
         ? this.runs >= RUNS_PER_INSTANCE
@@ -130,16 +130,16 @@ export class Speaker {
       [this.meSpeak, this.engine] = Speaker.load();
       this.runs = 0;
       this.reloads++;
+      left = this.heapLeft();
     }
     this.runs++;
     const { voice } = options;
     if (!this.meSpeak.isVoiceLoaded(voice))
       this.meSpeak.loadVoice(require(join(VOICES_DIR, `${voice}.json`)));
-    const before = this.heapLeft();
     const wav = this.meSpeak.speak(text, options);
+    // What this run took (a voice loaded for it included: the headroom only grows with it).
     const after = this.heapLeft();
-    if (before !== undefined && after !== undefined)
-      this.largestRun = Math.max(this.largestRun, before - after);
+    if (left !== undefined && after !== undefined) this.largestRun = Math.max(this.largestRun, left - after);
     return wav;
   }
 }

@@ -124,10 +124,22 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
       const sendOutput = (index: number, value: unknown) => {
         if (index < outputsSent) return;
         outputsSent = index + 1;
-        // A streamed token (a one-line string) is the hot path: one template, no intermediate strings.
-        if (typeof value === "string" && !value.includes("\n"))
-          out.write(`event: output\nid: ${outputsSent}:${logsSent}\ndata: ${value}\n\n`);
-        else writeEvent(out, "output", outputText(value), eventId());
+        writeEvent(out, "output", outputText(value), eventId());
+      };
+      // Outputs from `index` (a runner's batch, or what the store holds): the leading one-line strings
+      // (streamed tokens, the hot path) go into one chunk, as a bare SSE writer would write them.
+      const sendOutputs = (index: number, values: unknown[]) => {
+        let i = Math.max(0, outputsSent - index);
+        let chunk = "";
+        const afterOutputs = `:${logsSent}\ndata: `;
+        for (; i < values.length; i++) {
+          const value = values[i];
+          if (typeof value !== "string" || value.includes("\n")) break;
+          outputsSent = index + i + 1;
+          chunk += `event: output\nid: ${outputsSent}${afterOutputs}${value}\n\n`;
+        }
+        if (chunk !== "") out.write(chunk);
+        for (; i < values.length; i++) sendOutput(index + i, values[i]);
       };
       const sendLogs = (offset: number, text: string) => {
         const end = offset + text.length;
@@ -138,10 +150,7 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
       };
       const finish = (final: PredictionRecord) => {
         if (final.status === "succeeded") {
-          if (Array.isArray(final.output) && final.streaming)
-            final.output.forEach((v, i) => {
-              sendOutput(i, v);
-            });
+          if (Array.isArray(final.output) && final.streaming) sendOutputs(0, final.output);
           else if (outputsSent === 0 && final.output !== null) sendOutput(0, final.output);
           writeEvent(out, "done", "{}", eventId());
         } else if (final.status === "failed") {
@@ -156,10 +165,7 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
       // The stored prefix first, then what arrived meanwhile, then live events.
       const current = (await ctx.store.getPrediction(id)) ?? record;
       if (current.logs) sendLogs(0, current.logs);
-      if (current.streaming && Array.isArray(current.output))
-        current.output.forEach((v, i) => {
-          sendOutput(i, v);
-        });
+      if (current.streaming && Array.isArray(current.output)) sendOutputs(0, current.output);
       if (isTerminal(current.status)) return finish(current);
       // Events published before this client subscribed may not be flushed to the store yet: on a gap,
       // read the store again until it covers the gap, then go on with live events in order.
@@ -174,20 +180,6 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
           if (outputsSent >= outputIndex && logsSent >= logOffset) return;
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
-      };
-      // A batch of tokens: its one-line strings go into one chunk, as a bare SSE writer would do it.
-      const sendOutputs = (index: number, values: unknown[]) => {
-        let i = Math.max(0, outputsSent - index);
-        let chunk = "";
-        const afterOutputs = `:${logsSent}\ndata: `;
-        for (; i < values.length; i++) {
-          const value = values[i];
-          if (typeof value !== "string" || value.includes("\n")) break;
-          outputsSent = index + i + 1;
-          chunk += `event: output\nid: ${outputsSent}${afterOutputs}${value}\n\n`;
-        }
-        if (chunk !== "") out.write(chunk);
-        for (; i < values.length; i++) sendOutput(index + i, values[i]);
       };
       const deliver = async (event: PredictionEvent) => {
         if (closed) return;
