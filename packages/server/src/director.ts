@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, rmdir } from "node:fs/promises";
+import { existsSync, mkdirSync, rmdirSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isTerminal, type PredictionStatus } from "@replicant/protocol";
@@ -46,12 +46,13 @@ export interface DirectorHooks {
 /**
  * Usually the directory was never created: one stat settles that (a failed rmdir would cost an error
  * object with its stack). When it exists it is usually empty: a plain rmdir settles it, where a
- * recursive rm always pays for a synchronous lstat and a directory walk first.
+ * recursive rm always pays for a synchronous lstat and a directory walk first. Both are synchronous
+ * (sync-io.ts); a directory left with files in it is removed on the thread pool.
  */
 async function removeScratch(dir: string): Promise<void> {
   if (!existsSync(dir)) return;
   try {
-    await rmdir(dir);
+    rmdirSync(dir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -322,7 +323,7 @@ export class Director {
     const runner = await this.runners.resolve(version, record);
     // A predictor that asks for ctx.scratchDir gets it created by the runtime on first use.
     if (record.kind === "training" || this.versionUsesFiles(version))
-      await mkdir(scratchDir, { recursive: true });
+      mkdirSync(scratchDir, { recursive: true });
     const input = await this.materialize(record, version, scratchDir);
     const callbacks: RunCallbacks = {
       onStart: () => this.markStarted(state),

@@ -1,20 +1,21 @@
-import { createReadStream } from "node:fs";
-import { lstat, readFile, stat } from "node:fs/promises";
+import { createReadStream, lstatSync, readFileSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { extname, resolve, sep } from "node:path";
 import { contentTypeOf } from "@replicant/runtime";
 import type { FileRecord, PredictionRecord } from "./backends/types.js";
 import type { ServerContext } from "./context.js";
 import { newId } from "./ids.js";
 import { type FileValue, isFileValue } from "./runners/types.js";
+import { SYNC_IO_BYTES } from "./sync-io.js";
 
 function contentTypeFor(path: string): string {
   return contentTypeOf(path) ?? "application/octet-stream";
 }
 
 /** A regular file (not a link) under the run's own scratch directory, which is deleted after the run. */
-async function isOwnScratchFile(path: string, scratchDir: string | undefined): Promise<boolean> {
+function isOwnScratchFile(path: string, scratchDir: string | undefined): boolean {
   if (!scratchDir || !resolve(path).startsWith(resolve(scratchDir) + sep)) return false;
-  return (await lstat(path)).isFile();
+  return lstatSync(path).isFile();
 }
 
 /**
@@ -74,9 +75,9 @@ export class FileOutputs {
     const contentType = file.content_type ?? contentTypeFor(file.path);
     const id = newId();
     const blobKey = `outputs/${record.id}/${id}${extname(file.path).replace(/[^A-Za-z0-9.]/g, "")}`;
-    await stat(file.path);
+    statSync(file.path);
     const info =
-      blobs.adopt && (await isOwnScratchFile(file.path, scratchDir))
+      blobs.adopt && isOwnScratchFile(file.path, scratchDir)
         ? await blobs.adopt(blobKey, file.path)
         : await blobs.put(blobKey, createReadStream(file.path));
     const now = this.ctx.now();
@@ -100,10 +101,14 @@ export class FileOutputs {
     const { config, urls } = this.ctx;
     const plainHttp = urls.base.startsWith("http:");
     // Read before storing: the store may move the file away.
+    const size =
+      config.fileOutputs === "auto" && plainHttp ? statSync(file.path).size : Number.POSITIVE_INFINITY;
     const inline =
-      config.fileOutputs === "auto" && plainHttp && (await stat(file.path)).size <= config.dataUriLimit
-        ? await readFile(file.path)
-        : undefined;
+      size > config.dataUriLimit
+        ? undefined
+        : size <= SYNC_IO_BYTES
+          ? readFileSync(file.path)
+          : await readFile(file.path);
     const fileRecord = await this.storeFile(record, file, scratchDir);
     if (inline) return `data:${fileRecord.content_type};base64,${inline.toString("base64")}`;
     return this.downloadUrl(record, fileRecord);

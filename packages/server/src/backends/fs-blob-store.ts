@@ -1,9 +1,36 @@
 import { createHash, randomBytes } from "node:crypto";
-import { constants, createReadStream } from "node:fs";
-import { mkdir, open, realpath, rename, rm, stat, unlink } from "node:fs/promises";
+import {
+  closeSync,
+  constants,
+  createReadStream,
+  fstatSync,
+  fsync,
+  mkdirSync,
+  openSync,
+  read,
+  readSync,
+  realpathSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+} from "node:fs";
+import { open, rm } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
+import { promisify } from "node:util";
+import { SYNC_IO_BYTES } from "../sync-io.js";
 import type { BlobInfo, BlobStore } from "./types.js";
+
+const fsyncFd = promisify(fsync);
+
+/** One read on the thread pool into `buffer` from `position`; resolves to the bytes read. */
+function readAt(fd: number, buffer: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    read(fd, buffer, 0, buffer.byteLength, position, (error, bytesRead) =>
+      error ? reject(error) : resolve(bytesRead),
+    ),
+  );
+}
 
 const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9/_.-]*$/;
 /** Keys start with an alphanumeric, so no key can reach this directory. */
@@ -24,34 +51,70 @@ function isNotFound(error: unknown): boolean {
   return code === "ENOENT" || code === "ENOTDIR";
 }
 
+/** Reads `size` bytes from the start of an open file in synchronous calls (fewer if it is shorter). */
+function readStart(fd: number, size: number): Buffer {
+  const bytes = Buffer.allocUnsafe(size);
+  let length = 0;
+  while (length < size) {
+    const bytesRead = readSync(fd, bytes, length, size - length, length);
+    if (bytesRead === 0) break;
+    length += bytesRead;
+  }
+  return bytes.subarray(0, length);
+}
+
+/** The size and sha256 of an open file of (at fstat) `size` bytes, read from its start. */
+async function hashOpenFile(fd: number, size: number): Promise<BlobInfo> {
+  const hash = createHash("sha256");
+  let length = 0;
+  if (size <= SYNC_IO_BYTES) {
+    // One byte more than its size: reading none of it shows that the file did not grow.
+    const bytes = readStart(fd, size + 1);
+    hash.update(bytes);
+    length = bytes.byteLength;
+    if (length <= size) return { size: length, sha256: hash.digest("hex") };
+  }
+  // A larger file (or one that grew after its fstat) is read on the thread pool, 1 MB at a time.
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  for (;;) {
+    const bytesRead = await readAt(fd, buffer, length);
+    if (bytesRead === 0) return { size: length, sha256: hash.digest("hex") };
+    hash.update(buffer.subarray(0, bytesRead));
+    length += bytesRead;
+  }
+}
+
 /**
  * Blobs as files under a root directory. Writes go to a temp file that is fsynced and renamed into
  * place, so a key holds either nothing or a whole blob; paths that resolve outside the root (through
- * a symlink planted inside it) are refused.
+ * a symlink planted inside it) are refused. Metadata calls and small reads are synchronous (sync-io.ts).
  */
 export class FsBlobStore implements BlobStore {
-  private realRoot: Promise<string> | undefined;
+  private realRoot: string | undefined;
 
   constructor(private readonly root: string) {}
 
-  private async resolvedRoot(): Promise<string> {
-    this.realRoot ??= mkdir(this.root, { recursive: true }).then(() => realpath(this.root));
+  private resolvedRoot(): string {
+    if (this.realRoot === undefined) {
+      mkdirSync(this.root, { recursive: true });
+      this.realRoot = realpathSync.native(this.root);
+    }
     return this.realRoot;
   }
 
   /** The file path of a key, checking that its existing part stays inside the root. */
-  private async pathOf(key: string): Promise<{ root: string; path: string }> {
+  private pathOf(key: string): { root: string; path: string } {
     assertKey(key);
-    const root = await this.resolvedRoot();
+    const root = this.resolvedRoot();
     const path = join(root, ...key.split("/"));
-    await this.assertInside(root, dirname(path));
+    this.assertInside(root, dirname(path));
     return { root, path };
   }
 
-  private async assertInside(root: string, path: string): Promise<void> {
+  private assertInside(root: string, path: string): void {
     let real: string;
     try {
-      real = await realpath(path);
+      real = realpathSync.native(path);
     } catch (error) {
       if (isNotFound(error)) return;
       throw error;
@@ -62,9 +125,9 @@ export class FsBlobStore implements BlobStore {
   }
 
   async put(key: string, data: Uint8Array | Readable | AsyncIterable<Uint8Array>): Promise<BlobInfo> {
-    const { root, path } = await this.pathOf(key);
+    const { root, path } = this.pathOf(key);
     const tempDir = join(root, TEMP_DIR);
-    await mkdir(tempDir, { recursive: true });
+    mkdirSync(tempDir, { recursive: true });
     const tempPath = join(tempDir, `${randomBytes(12).toString("hex")}.part`);
     const hash = createHash("sha256");
     let size = 0;
@@ -87,10 +150,10 @@ export class FsBlobStore implements BlobStore {
       } finally {
         await file.close();
       }
-      await mkdir(dirname(path), { recursive: true });
+      mkdirSync(dirname(path), { recursive: true });
       // Re-check after mkdir: a symlink may have been planted on the way.
-      await this.assertInside(root, dirname(path));
-      await rename(tempPath, path);
+      this.assertInside(root, dirname(path));
+      renameSync(tempPath, path);
     } catch (error) {
       await rm(tempPath, { force: true });
       throw error;
@@ -100,56 +163,60 @@ export class FsBlobStore implements BlobStore {
 
   /** Hashes and fsyncs the file, then renames it into place: no copy when it is on the store's disk. */
   async adopt(key: string, source: string): Promise<BlobInfo> {
-    const { root, path } = await this.pathOf(key);
-    const hash = createHash("sha256");
-    let size = 0;
-    const file = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
+    const { root, path } = this.pathOf(key);
+    let info: BlobInfo;
+    const fd = openSync(source, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
-      const info = await file.stat();
-      if (!info.isFile()) throw new Error(`not a regular file: ${source}`);
-      const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(info.size, 1 << 20)));
-      for (;;) {
-        const { bytesRead } = await file.read(buffer, 0, buffer.byteLength, null);
-        if (bytesRead === 0) break;
-        hash.update(buffer.subarray(0, bytesRead));
-        size += bytesRead;
-      }
-      await file.sync();
+      const stats = fstatSync(fd);
+      if (!stats.isFile()) throw new Error(`not a regular file: ${source}`);
+      // The file is complete (its run returned it): the disk syncs it on the thread pool while this
+      // thread hashes it. Both settle before the descriptor is closed.
+      const [synced, hashed] = await Promise.allSettled([fsyncFd(fd), hashOpenFile(fd, stats.size)]);
+      if (synced.status === "rejected") throw synced.reason;
+      if (hashed.status === "rejected") throw hashed.reason;
+      info = hashed.value;
     } finally {
-      await file.close();
+      closeSync(fd);
     }
-    await mkdir(dirname(path), { recursive: true });
-    await this.assertInside(root, dirname(path));
+    mkdirSync(dirname(path), { recursive: true });
+    this.assertInside(root, dirname(path));
     try {
-      await rename(source, path);
+      renameSync(source, path);
     } catch (error) {
       if ((error as { code?: unknown }).code !== "EXDEV") throw error;
       return this.put(key, createReadStream(source)); // another filesystem: copy
     }
-    return { size, sha256: hash.digest("hex") };
+    return info;
   }
 
   async get(key: string): Promise<Readable | undefined> {
-    const { root, path } = await this.pathOf(key);
-    await this.assertInside(root, path);
+    const { root, path } = this.pathOf(key);
+    this.assertInside(root, path);
+    let fd: number;
     try {
-      const file = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-      if (!(await file.stat()).isFile()) {
-        await file.close();
-        return undefined;
-      }
-      return file.createReadStream();
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (error) {
       if (isNotFound(error) || (error as { code?: unknown }).code === "ELOOP") return undefined;
       throw error;
     }
+    let handedOver = false;
+    try {
+      const info = fstatSync(fd);
+      if (!info.isFile()) return undefined;
+      // A small blob is one chunk; a stream of it would cost a thread-pool round trip per 64 KB read.
+      if (info.size <= SYNC_IO_BYTES) return Readable.from([readStart(fd, info.size)], { objectMode: false });
+      handedOver = true;
+      return createReadStream("", { fd });
+    } finally {
+      if (!handedOver) closeSync(fd);
+    }
   }
 
   async stat(key: string): Promise<{ size: number } | undefined> {
-    const { root, path } = await this.pathOf(key);
-    await this.assertInside(root, path);
+    const { root, path } = this.pathOf(key);
+    this.assertInside(root, path);
     try {
-      const info = await stat(path);
+      const info = statSync(path);
       return info.isFile() ? { size: info.size } : undefined;
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -158,10 +225,10 @@ export class FsBlobStore implements BlobStore {
   }
 
   async delete(key: string): Promise<void> {
-    const { path } = await this.pathOf(key);
+    const { path } = this.pathOf(key);
     try {
       // unlink removes a symlink itself, never its target.
-      await unlink(path);
+      unlinkSync(path);
     } catch (error) {
       if (!isNotFound(error)) throw error;
     }

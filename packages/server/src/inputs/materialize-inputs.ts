@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, writeFileSync } from "node:fs";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { GuardedRequestInit } from "../net/guarded-fetch.js";
 import { describeUrl } from "../net/url-guard.js";
+import { SYNC_IO_BYTES } from "../sync-io.js";
 import { fileExtensionFor } from "./file-extensions.js";
 
 /** A file of this server's own Files API, as resolveOwnFile returns it. */
@@ -221,7 +222,8 @@ async function writeDataUri(field: string, value: string, context: Context): Pro
   }
   if (data.length > limit) throw tooLarge();
   const path = scratchPath(context, fileExtensionFor({ contentType }));
-  await writeFile(path, data, { flag: "wx", mode: 0o600 });
+  if (data.length <= SYNC_IO_BYTES) writeFileSync(path, data, { flag: "wx", mode: 0o600 });
+  else await writeFile(path, data, { flag: "wx", mode: 0o600 });
   return path;
 }
 

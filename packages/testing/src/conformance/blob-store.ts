@@ -110,8 +110,9 @@ export function blobStoreConformance(
           const info = await blobs.adopt("outputs/p1/out.bin", source);
           assert.deepEqual(info, { size: data.length, sha256: sha256(data) });
           assert.deepEqual(await read(blobs, "outputs/p1/out.bin"), data);
-          // Empty, exactly the 1 MB read buffer, and over it (several reads).
-          for (const size of [0, 1 << 20, 2_500_007]) {
+          // Empty, at and over the file store's one-read limit (256 KB), exactly its 1 MB read buffer,
+          // and over it (several reads); each read back through get().
+          for (const size of [0, 256 * 1024, 256 * 1024 + 1, 1 << 20, 2_500_007]) {
             const bytes = randomBytes(size);
             const path = join(dir, `sized-${size}.bin`);
             await writeFile(path, bytes);
