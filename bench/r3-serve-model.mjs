@@ -6,6 +6,10 @@ import { alternate, fmt, machine, main, measureFresh, medianOf, ratio, round } f
 
 const COG_ANCHOR_RPS = 1070;
 const NODE_ANCHOR_RPS = 12000;
+// The p50 target, 150 µs, was set on the machine where bare node:http's p50 was 77 µs: like every figure
+// here it is read as a ratio to the floor measured in the same run (docs: absolute numbers are context).
+const P50_TARGET_US = 150;
+const NODE_ANCHOR_P50_US = 77;
 
 main(["R3"], async () => {
   const body = JSON.stringify({ input: { text: "bench" } });
@@ -32,14 +36,16 @@ main(["R3"], async () => {
   const floor = medianOf(results.floor, "rps");
   const cogEstimate = COG_ANCHOR_RPS * (floor / NODE_ANCHOR_RPS);
   const value = ours / cogEstimate;
+  const floorP50 = medianOf(results.floor, "p50");
+  const p50Target = P50_TARGET_US * (floorP50 / NODE_ANCHOR_P50_US);
   const non2xx = results["serve-model"].reduce((s, r) => s + r.non2xx, 0);
   return [
     ratio(
       "R3",
       round(value, 2),
-      "≥ 8× Cog throughput and p50 ≤ 150 µs (c=1)",
-      value >= 8 && p50 <= 150 && non2xx === 0,
-      `serve-model (predictor in a child process, as Cog) ${fmt.rps(ours)}, p50 ${fmt.us(p50)}, ${fmt.us(medianOf(results["serve-model"], "cpuUsPerReq"))} CPU/req; in-process isolation ${fmt.rps(medianOf(results["serve-model-in-process"], "rps"))}, p50 ${fmt.us(medianOf(results["serve-model-in-process"], "p50"))}; node:http floor ${fmt.rps(floor)}, p50 ${fmt.us(medianOf(results.floor, "p50"))}; start to READY ${Math.round(
+      "≥ 8× Cog throughput and p50 ≤ 150 µs where node:http's is 77 µs (c=1)",
+      value >= 8 && p50 <= p50Target && non2xx === 0,
+      `serve-model (predictor in a child process, as Cog) ${fmt.rps(ours)}, p50 ${fmt.us(p50)} (target here ${fmt.us(p50Target)}: 150 µs scaled by this run's node:http p50), ${fmt.us(medianOf(results["serve-model"], "cpuUsPerReq"))} CPU/req; in-process isolation ${fmt.rps(medianOf(results["serve-model-in-process"], "rps"))}, p50 ${fmt.us(medianOf(results["serve-model-in-process"], "p50"))}; node:http floor ${fmt.rps(floor)}, p50 ${fmt.us(floorP50)}; start to READY ${Math.round(
         medianOf(
           readyMs.map((ms) => ({ ms })),
           "ms",

@@ -1,8 +1,10 @@
 // R8 (docs: shared/design/performance.md): the overhead of running each built-in model through the
 // full API path (HTTP create with Prefer: wait → server → runner process → predictor → file outputs stored
-// and downloaded) over calling the model library directly, measured side by side in one run; the predictor
+// and returned as the server's defaults return them: up to 1 MB inline as a data URI on plain http, and
+// decoded by the client; `--file-outputs url` makes every file a download) over calling the model library directly, measured side by side in one run; the predictor
 // interface alone (in process) is reported beside it.
 // Usage: npm run build && node bench/r8-models.mjs [--rounds 5] [--only ocr,classify] [--with-background-removal]
+//        [--file-outputs auto|url]
 // The ratio is the median of per-round ratios (each round runs every variant once, in alternating order,
 // so a machine drifting between rounds moves both sides alike); a full run takes rounds until each
 // variant has run BENCH_R8_MEASURE_MS (5,000) in all, and at least --rounds.
@@ -17,6 +19,8 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     only: { type: "string" },
     "with-background-removal": { type: "boolean", default: false },
+    // The server's setting (ServerConfig.fileOutputs); its default, "auto", is the embedded default's path.
+    "file-outputs": { type: "string", default: "auto" },
     gguf: {
       type: "string",
       default: new URL("../../shared/models/llama-2-tiny-random.gguf", import.meta.url).pathname,
@@ -64,12 +68,12 @@ async function warmUp(fns) {
 const { startProcess } = await import("./lib.mjs");
 const serverProcess = await startProcess(
   "bench/servers/replicant.mjs",
-  [JSON.stringify({ config: { fileOutputs: "url" } })],
+  [JSON.stringify({ config: { fileOutputs: values["file-outputs"] } })],
   { core: "0-1" },
 );
 const server = { apiUrl: `${serverProcess.ready.url}/v1`, token: serverProcess.ready.token };
 
-/** A prediction through the whole API path; file outputs are downloaded, as a client would. */
+/** A prediction through the whole API path; a file output is downloaded or decoded, as a client would. */
 async function viaApi(model, input) {
   const response = await fetch(`${server.apiUrl}/models/${model}/predictions`, {
     method: "POST",
@@ -79,9 +83,10 @@ async function viaApi(model, input) {
   const prediction = await response.json();
   if (prediction.status !== "succeeded")
     throw new Error(`${model}: ${prediction.status} ${prediction.error ?? prediction.detail ?? ""}`);
-  if (typeof prediction.output === "string" && prediction.output.startsWith("http")) {
-    await (await fetch(prediction.output)).arrayBuffer();
-  }
+  const output = prediction.output;
+  if (typeof output === "string" && output.startsWith("http")) await (await fetch(output)).arrayBuffer();
+  else if (typeof output === "string" && output.startsWith("data:"))
+    Buffer.from(output.slice(output.indexOf(",") + 1), "base64");
   return prediction;
 }
 
@@ -411,7 +416,7 @@ for (const r of results) {
     value: Math.round(ratio * 1000) / 1000,
     target: "≤ 1.03× the library called directly (full API path)",
     pass,
-    detail: `API path ${r.api.toFixed(1)} ms vs direct ${r.direct.toFixed(1)} ms; predictor in process ${r.predictor.toFixed(1)} ms (${r.predictorRatio.toFixed(3)}×); value is the median of per-round ratios, ${r.rounds} rounds`,
+    detail: `API path ${r.api.toFixed(1)} ms vs direct ${r.direct.toFixed(1)} ms; predictor in process ${r.predictor.toFixed(1)} ms (${r.predictorRatio.toFixed(3)}×); value is the median of per-round ratios, ${r.rounds} rounds; file outputs: ${values["file-outputs"] === "auto" ? "the server's default (≤ 1 MB inline as a data URI, decoded by the client)" : "downloaded from their URLs"}`,
   });
   console.log(
     `${r.model.padEnd(20)}${r.direct.toFixed(1).padStart(9)}   ${r.predictor.toFixed(1).padStart(12)}   ${r.api.toFixed(1).padStart(6)}   ${ratio.toFixed(3).padStart(9)}   ≤ 1.03   ${pass ? "PASS" : "FAIL"}`,

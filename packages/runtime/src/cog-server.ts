@@ -4,7 +4,7 @@
  * POST /predictions/{id}/cancel, the /trainings equivalents when the predictor can train, POST /shutdown.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync, rm, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rm, rmSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -387,8 +387,12 @@ class CogServer {
     prediction.finished = this.execute(prediction, input, decls, dir).finally(() => {
       this.active--;
       if (id !== null && this.predictions.get(id) === prediction) this.predictions.delete(id);
-      // Off the response path: most runs never create their directory.
-      setImmediate(() => rm(dir, { recursive: true, force: true }, () => {}));
+      // Off the response path. Most runs never create their directory: existsSync settles that in one
+      // system call, where rm's option check alone makes a synchronous lstat that throws (in R3's profile
+      // that lstat was 17 % of the server's main thread).
+      setImmediate(() => {
+        if (existsSync(dir)) rm(dir, { recursive: true, force: true }, () => {});
+      });
     });
     return prediction;
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { generateOpenApiSchema, type ModelServer, serveModel } from "../src/index.js";
 import example from "./fixtures/cog-example-predictor.js";
@@ -212,6 +213,9 @@ describe("files, secrets and training", () => {
     assert.equal(body.output.infile_text, "downloaded bytes");
     assert.match(body.output.echoed, /photo\.png$/);
     assert.deepEqual(body.input, { infile: `${hooks.url}/inputs/photo.png`, key: "**********" });
+    // The prediction's own directory (its downloaded input, its outputs) is removed after the response.
+    const directory = dirname(body.output.echoed);
+    await until(() => !existsSync(directory), 2000);
     const dataUri = await call(server, "POST", "/predictions", {
       input: { infile: `data:text/plain;base64,${Buffer.from("inline").toString("base64")}` },
     });
