@@ -24,12 +24,24 @@ import type { BlobInfo, BlobStore } from "./types.js";
 const fsyncFd = promisify(fsync);
 
 /** One read on the thread pool into `buffer` from `position`; resolves to the bytes read. */
-function readAt(fd: number, buffer: Buffer, position: number): Promise<number> {
+function readAt(fd: number, buffer: Buffer, position: number, offset = 0): Promise<number> {
   return new Promise((resolve, reject) =>
-    read(fd, buffer, 0, buffer.byteLength, position, (error, bytesRead) =>
+    read(fd, buffer, offset, buffer.byteLength - offset, position, (error, bytesRead) =>
       error ? reject(error) : resolve(bytesRead),
     ),
   );
+}
+
+/** `size` bytes from the start of an open file, read on the thread pool (fewer if it is shorter). */
+async function readWhole(fd: number, size: number): Promise<Buffer> {
+  const bytes = Buffer.allocUnsafe(size);
+  let length = 0;
+  while (length < size) {
+    const bytesRead = await readAt(fd, bytes, length, length);
+    if (bytesRead === 0) break;
+    length += bytesRead;
+  }
+  return bytes.subarray(0, length);
 }
 
 const KEY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9/_.-]*$/;
@@ -203,8 +215,10 @@ export class FsBlobStore implements BlobStore {
     try {
       const info = fstatSync(fd);
       if (!info.isFile()) return undefined;
-      // A small blob is one chunk; a stream of it would cost a thread-pool round trip per 64 KB read.
-      if (info.size <= SYNC_IO_BYTES) return Readable.from([readStart(fd, info.size)], { objectMode: false });
+      // A small blob is one read and one chunk (a stream costs a thread-pool round trip per 64 KB). The
+      // read stays on the thread pool: a blob asked for long after it was written may be cold on disk.
+      if (info.size <= SYNC_IO_BYTES)
+        return Readable.from([await readWhole(fd, info.size)], { objectMode: false });
       handedOver = true;
       return createReadStream("", { fd });
     } finally {
