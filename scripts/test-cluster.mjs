@@ -41,6 +41,11 @@ if (!pgUp || !redisUp) {
 }
 const filter = process.argv.slice(2);
 const selected = filter.length ? FILES.filter((f) => filter.some((x) => f.includes(x))) : FILES;
+if (selected.length === 0) {
+  // With no file, `node --test` would run every test it can find, in cluster mode.
+  console.error(`no cluster suite matches ${filter.join(", ")}: the suites are ${FILES.join(", ")}`);
+  process.exit(1);
+}
 const absent = selected.filter((f) => !existsSync(f));
 if (absent.length > 0) {
   console.error(`not built: ${absent.join(", ")} (run \`npm run build\` first)`);

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isTerminal, type PredictionStatus } from "@replicant/protocol";
 import type {
+  FileRecord,
   LeasedJob,
   OutboxInsert,
   PredictionPatch,
@@ -478,14 +479,28 @@ export class Director {
     const patch: PredictionPatch = { status, completed_at: completedAt };
     if (state) patch.logs = state.logs;
     if (result.status === "failed") patch.error = result.error;
+    // Output files' records are inserted with this update, in its transaction.
+    const files: FileRecord[] = [];
     if (result.status === "succeeded") {
       // A training's hook stores the weights itself: it needs the file, not its URL.
       patch.output =
         record.kind === "training" && this.hooks.finishTraining
           ? await this.hooks.finishTraining(record, result.output, state?.scratchDir)
-          : await this.fileOutputs.store(record, result.output, state?.scratchDir, state?.streamedFiles);
+          : await this.fileOutputs.store(
+              record,
+              result.output,
+              state?.scratchDir,
+              state?.streamedFiles,
+              files,
+            );
     } else if (state && state.output.length > 0) {
-      patch.output = await this.fileOutputs.store(record, [...state.output], state.scratchDir);
+      patch.output = await this.fileOutputs.store(
+        record,
+        [...state.output],
+        state.scratchDir,
+        undefined,
+        files,
+      );
     }
     const startedAt = state?.startedAt ?? record.started_at;
     const metrics: Record<string, unknown> = { ...(record.metrics ?? {}) };
@@ -501,6 +516,7 @@ export class Director {
       { statuses: ["starting", "processing"], attempt },
       outbox,
       record,
+      files,
     );
     if (!updated) return undefined;
     if (outbox.length > 0) this.hooks.onOutbox?.();

@@ -18,6 +18,14 @@ function isOwnScratchFile(path: string, scratchDir: string | undefined): boolean
   return lstatSync(path).isFile();
 }
 
+/** One `store` call's settings, and the files it stored so far by path. */
+interface StoreRun {
+  scratchDir: string | undefined;
+  streamed: WeakMap<FileValue, Promise<string>> | undefined;
+  pending: FileRecord[] | undefined;
+  byPath: Map<string, Promise<string>>;
+}
+
 /**
  * Turns the FileValues in a finished prediction's output into files owned by the prediction's account,
  * and replaces each with the URL (or data URI) the client receives. Files in `scratchDir` (the run's
@@ -28,49 +36,52 @@ export class FileOutputs {
 
   /**
    * `streamed` maps the FileValues already stored while the run streamed them (the same objects come
-   * back in its final output) to their URLs, so that they are stored once.
+   * back in its final output) to their URLs, so that they are stored once. With `pending`, the new file
+   * records are collected there instead of inserted, for the caller to insert with the update that
+   * refers to them (one transaction, one commit fewer).
    */
   async store(
     record: PredictionRecord,
     output: unknown,
     scratchDir?: string,
     streamed?: WeakMap<FileValue, Promise<string>>,
+    pending?: FileRecord[],
   ): Promise<unknown> {
     // One stored file per path within one output: a file named twice gets one URL (and a file moved
     // into the store by the first is not looked for again).
-    return this.storeAll(record, output, scratchDir, streamed, new Map());
+    return this.storeAll(record, output, { scratchDir, streamed, pending, byPath: new Map() });
   }
 
-  private async storeAll(
-    record: PredictionRecord,
-    output: unknown,
-    scratchDir: string | undefined,
-    streamed: WeakMap<FileValue, Promise<string>> | undefined,
-    byPath: Map<string, Promise<string>>,
-  ): Promise<unknown> {
+  private async storeAll(record: PredictionRecord, output: unknown, run: StoreRun): Promise<unknown> {
     if (output === null || typeof output !== "object") return output;
     if (isFileValue(output)) {
-      const earlier = streamed?.get(output);
+      const earlier = run.streamed?.get(output);
       if (earlier) return earlier;
       const path = resolve(output.path);
-      let url = byPath.get(path);
+      let url = run.byPath.get(path);
       if (!url) {
-        url = this.storeOne(record, output, scratchDir);
-        byPath.set(path, url);
+        url = this.storeOne(record, output, run.scratchDir, run.pending);
+        run.byPath.set(path, url);
       }
-      streamed?.set(output, url);
+      run.streamed?.set(output, url);
       return url;
     }
-    if (Array.isArray(output))
-      return Promise.all(output.map((item) => this.storeAll(record, item, scratchDir, streamed, byPath)));
+    if (Array.isArray(output)) return Promise.all(output.map((item) => this.storeAll(record, item, run)));
     const result: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(output))
-      result[key] = await this.storeAll(record, value, scratchDir, streamed, byPath);
+    for (const [key, value] of Object.entries(output)) result[key] = await this.storeAll(record, value, run);
     return result;
   }
 
-  /** Stores one file and returns its record, for callers that need more than the URL (trainings). */
-  async storeFile(record: PredictionRecord, file: FileValue, scratchDir?: string): Promise<FileRecord> {
+  /**
+   * Stores one file and returns its record, for callers that need more than the URL (trainings). The
+   * record is inserted, or pushed to `pending` for the caller to insert.
+   */
+  async storeFile(
+    record: PredictionRecord,
+    file: FileValue,
+    scratchDir?: string,
+    pending?: FileRecord[],
+  ): Promise<FileRecord> {
     const { blobs, store, config } = this.ctx;
     const contentType = file.content_type ?? contentTypeFor(file.path);
     const id = newId();
@@ -93,11 +104,17 @@ export class FileOutputs {
       created_at: now.toISOString(),
       expires_at: new Date(now.getTime() + config.retentionMs).toISOString(),
     };
-    await store.createFile(fileRecord);
+    if (pending) pending.push(fileRecord);
+    else await store.createFile(fileRecord);
     return fileRecord;
   }
 
-  private async storeOne(record: PredictionRecord, file: FileValue, scratchDir?: string): Promise<string> {
+  private async storeOne(
+    record: PredictionRecord,
+    file: FileValue,
+    scratchDir: string | undefined,
+    pending: FileRecord[] | undefined,
+  ): Promise<string> {
     const { config, urls } = this.ctx;
     const plainHttp = urls.base.startsWith("http:");
     // Read before storing: the store may move the file away.
@@ -109,7 +126,7 @@ export class FileOutputs {
         : size <= SYNC_IO_BYTES
           ? readFileSync(file.path)
           : await readFile(file.path);
-    const fileRecord = await this.storeFile(record, file, scratchDir);
+    const fileRecord = await this.storeFile(record, file, scratchDir, pending);
     if (inline) return `data:${fileRecord.content_type};base64,${inline.toString("base64")}`;
     return this.downloadUrl(record, fileRecord);
   }

@@ -1247,6 +1247,7 @@ export class KyselyStore implements Store {
     fence: PredictionFence,
     outbox?: OutboxInsert[],
     current?: PredictionRecord,
+    files?: FileRecord[],
   ): Promise<PredictionRecord | undefined> {
     if (fence.statuses.length === 0) return undefined;
     this.finished.drop(id);
@@ -1273,12 +1274,15 @@ export class KyselyStore implements Store {
     const held = (result: { rows: Record<string, unknown>[]; changes: number }) =>
       readBack ? result.rows[0] !== undefined : result.changes > 0;
     const outboxQueries = this.outboxQueries(outbox);
+    const fileQueries = (files ?? []).map((file) => this.fileInsert(file));
     let result: { rows: Record<string, unknown>[]; changes: number } | undefined;
     try {
-      if (outboxQueries.length === 0) {
+      if (outboxQueries.length === 0 && fileQueries.length === 0) {
         result = await this.executor.run(change);
       } else {
         result = await this.executor.transaction(function* () {
+          // The files exist whether or not the fence holds: their records go in first.
+          for (const query of fileQueries) yield query;
           const changed = yield change;
           if (!held(changed)) return undefined;
           for (const query of outboxQueries) yield query;
@@ -1422,8 +1426,12 @@ export class KyselyStore implements Store {
   // --- files ------------------------------------------------------------------------------------
 
   async createFile(file: FileRecord): Promise<void> {
+    await this.executor.run(this.fileInsert(file));
+  }
+
+  private fileInsert(file: FileRecord): Query {
     const row: FilesTable = { ...file, metadata: JSON.stringify(file.metadata) };
-    await this.executor.run(this.kysely.insertInto("files").values(row).compile());
+    return this.kysely.insertInto("files").values(row).compile();
   }
 
   async getFile(id: string): Promise<FileRecord | undefined> {

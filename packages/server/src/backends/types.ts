@@ -283,7 +283,8 @@ export interface Store {
    * Applies the patch if the fence holds, and inserts the outbox rows in the same transaction.
    * Returns the updated record, or undefined if the fence did not hold (nothing changed). A caller that
    * holds the current record passes it as `current`: the result is then `current` with the patch applied,
-   * and the row is not read back.
+   * and the row is not read back. `files` (the records of output files the patch refers to) are inserted
+   * in the same transaction, whether or not the fence holds: their blobs are stored either way.
    */
   updatePrediction(
     id: string,
@@ -291,6 +292,7 @@ export interface Store {
     fence: PredictionFence,
     outbox?: OutboxInsert[],
     current?: PredictionRecord,
+    files?: FileRecord[],
   ): Promise<PredictionRecord | undefined>;
   /** Every prediction and training that is not terminal, oldest first (for recovery after a crash). */
   listUnfinishedPredictions(): Promise<PredictionRecord[]>;

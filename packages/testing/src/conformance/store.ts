@@ -690,6 +690,41 @@ export function storeConformance(name: string, factory: StoreFactory): void {
           );
         }));
 
+      it("inserts the output files given with an update in its transaction, whether or not the fence holds", () =>
+        withStore(async (store) => {
+          const account = makeAccount();
+          await store.createAccount(account);
+          const prediction = makePrediction(account);
+          await store.insertPrediction(prediction);
+          const output = makeFile(account, { metadata: { prediction_id: prediction.id } });
+          const done = await store.updatePrediction(
+            prediction.id,
+            { status: "succeeded", output: `https://files/${output.id}`, completed_at: at(13) },
+            { statuses: ["starting"] },
+            [makeOutbox(prediction)],
+            undefined,
+            [output],
+          );
+          assert.equal(done?.status, "succeeded");
+          assert.deepEqual(await store.getFile(output.id), output);
+          assert.equal((await store.listOutbox(prediction.id)).length, 1);
+          // The fence fails (already succeeded): the prediction and its webhooks are unchanged, but the
+          // file, whose blob was stored, gets its record (it is listed, expires and can be deleted).
+          const late = makeFile(account);
+          const stale = await store.updatePrediction(
+            prediction.id,
+            { status: "canceled", output: `https://files/${late.id}` },
+            { statuses: ["starting", "processing"] },
+            [makeOutbox(prediction)],
+            undefined,
+            [late],
+          );
+          assert.equal(stale, undefined);
+          assert.equal((await store.getPrediction(prediction.id))?.status, "succeeded");
+          assert.equal((await store.listOutbox(prediction.id)).length, 1);
+          assert.deepEqual(await store.getFile(late.id), late);
+        }));
+
       it("with the current record given, returns it patched without reading back, fenced the same", () =>
         withStore(async (store) => {
           const account = makeAccount();
