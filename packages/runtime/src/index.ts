@@ -12,4 +12,5 @@ export * from "./runner-pool.js";
 export type { PredictorDescription } from "./runner-protocol.js";
 export * from "./runner-types.js";
 export * from "./schema.js";
+export { SYNC_IO_BYTES } from "./sync-io.js";
 export * from "./validate.js";

@@ -9,6 +9,7 @@ import type { ReadableStream as NodeWebReadableStream } from "node:stream/web";
 import { contentTypeOf, extensionOf } from "./mime.js";
 import type { OutputSpec } from "./outputs.js";
 import { type FileValue, isFileValue } from "./runner-types.js";
+import { SYNC_IO_BYTES } from "./sync-io.js";
 
 let counter = 0;
 const prefix = randomBytes(3).toString("hex");
@@ -22,14 +23,8 @@ function freshName(extension: string): string {
   return `output-${prefix}-${++counter}${extension}`;
 }
 
-/**
- * Bytes up to this size are written with one synchronous call (and the directory made with one): a few
- * tens of microseconds, where each thread-pool round trip costs ~100 µs of latency on our machines.
- */
-const SYNC_WRITE_BYTES = 256 * 1024;
-
 async function writeBytes(path: string, bytes: Uint8Array): Promise<void> {
-  if (bytes.byteLength <= SYNC_WRITE_BYTES) writeFileSync(path, bytes);
+  if (bytes.byteLength <= SYNC_IO_BYTES) writeFileSync(path, bytes);
   else await writeFile(path, bytes);
 }
 

@@ -48,7 +48,7 @@ export interface DirectorHooks {
  * Usually the directory was never created: one stat settles that (a failed rmdir would cost an error
  * object with its stack). When it exists it is usually empty: a plain rmdir settles it, where a
  * recursive rm always pays for a synchronous lstat and a directory walk first. Both are synchronous
- * (sync-io.ts); a directory left with files in it is removed on the thread pool.
+ * (runtime/sync-io.ts); a directory left with files in it is removed on the thread pool.
  */
 async function removeScratch(dir: string): Promise<void> {
   if (!existsSync(dir)) return;

@@ -1,12 +1,11 @@
 import { createReadStream, lstatSync, readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { extname, resolve, sep } from "node:path";
-import { contentTypeOf } from "@replicant/runtime";
+import { contentTypeOf, SYNC_IO_BYTES } from "@replicant/runtime";
 import type { FileRecord, PredictionRecord } from "./backends/types.js";
 import type { ServerContext } from "./context.js";
 import { newId } from "./ids.js";
 import { type FileValue, isFileValue } from "./runners/types.js";
-import { SYNC_IO_BYTES } from "./sync-io.js";
 
 function contentTypeFor(path: string): string {
   return contentTypeOf(path) ?? "application/octet-stream";

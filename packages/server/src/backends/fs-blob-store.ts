@@ -18,7 +18,7 @@ import { open, rm } from "node:fs/promises";
 import { dirname, join, sep } from "node:path";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
-import { SYNC_IO_BYTES } from "../sync-io.js";
+import { SYNC_IO_BYTES } from "@replicant/runtime";
 import type { BlobInfo, BlobStore } from "./types.js";
 
 const fsyncFd = promisify(fsync);
@@ -32,12 +32,17 @@ function readAt(fd: number, buffer: Buffer, position: number, offset = 0): Promi
   );
 }
 
-/** `size` bytes from the start of an open file, read on the thread pool (fewer if it is shorter). */
-async function readWhole(fd: number, size: number): Promise<Buffer> {
+/**
+ * `size` bytes from the start of an open file (fewer if it is shorter): synchronously for a file just
+ * written (in the page cache), or on the thread pool for one that may be cold on disk.
+ */
+async function readWhole(fd: number, size: number, onThreadPool: boolean): Promise<Buffer> {
   const bytes = Buffer.allocUnsafe(size);
   let length = 0;
   while (length < size) {
-    const bytesRead = await readAt(fd, bytes, length, length);
+    const bytesRead = onThreadPool
+      ? await readAt(fd, bytes, length, length)
+      : readSync(fd, bytes, length, size - length, length);
     if (bytesRead === 0) break;
     length += bytesRead;
   }
@@ -63,25 +68,13 @@ function isNotFound(error: unknown): boolean {
   return code === "ENOENT" || code === "ENOTDIR";
 }
 
-/** Reads `size` bytes from the start of an open file in synchronous calls (fewer if it is shorter). */
-function readStart(fd: number, size: number): Buffer {
-  const bytes = Buffer.allocUnsafe(size);
-  let length = 0;
-  while (length < size) {
-    const bytesRead = readSync(fd, bytes, length, size - length, length);
-    if (bytesRead === 0) break;
-    length += bytesRead;
-  }
-  return bytes.subarray(0, length);
-}
-
 /** The size and sha256 of an open file of (at fstat) `size` bytes, read from its start. */
 async function hashOpenFile(fd: number, size: number): Promise<BlobInfo> {
   const hash = createHash("sha256");
   let length = 0;
   if (size <= SYNC_IO_BYTES) {
     // One byte more than its size: reading none of it shows that the file did not grow.
-    const bytes = readStart(fd, size + 1);
+    const bytes = await readWhole(fd, size + 1, false);
     hash.update(bytes);
     length = bytes.byteLength;
     if (length <= size) return { size: length, sha256: hash.digest("hex") };
@@ -99,7 +92,7 @@ async function hashOpenFile(fd: number, size: number): Promise<BlobInfo> {
 /**
  * Blobs as files under a root directory. Writes go to a temp file that is fsynced and renamed into
  * place, so a key holds either nothing or a whole blob; paths that resolve outside the root (through
- * a symlink planted inside it) are refused. Metadata calls and small reads are synchronous (sync-io.ts).
+ * a symlink planted inside it) are refused. Metadata calls and small reads are synchronous (runtime/sync-io.ts).
  */
 export class FsBlobStore implements BlobStore {
   private realRoot: string | undefined;
@@ -218,7 +211,7 @@ export class FsBlobStore implements BlobStore {
       // A small blob is one read and one chunk (a stream costs a thread-pool round trip per 64 KB). The
       // read stays on the thread pool: a blob asked for long after it was written may be cold on disk.
       if (info.size <= SYNC_IO_BYTES)
-        return Readable.from([await readWhole(fd, info.size)], { objectMode: false });
+        return Readable.from([await readWhole(fd, info.size, true)], { objectMode: false });
       handedOver = true;
       return createReadStream("", { fd });
     } finally {

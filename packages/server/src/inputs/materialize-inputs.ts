@@ -4,9 +4,9 @@ import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { SYNC_IO_BYTES } from "@replicant/runtime";
 import type { GuardedRequestInit } from "../net/guarded-fetch.js";
 import { describeUrl } from "../net/url-guard.js";
-import { SYNC_IO_BYTES } from "../sync-io.js";
 import { fileExtensionFor } from "./file-extensions.js";
 
 /** A file of this server's own Files API, as resolveOwnFile returns it. */
