@@ -17,7 +17,8 @@ import { PagePromise } from "./core/pagination.js";
 import { RateLimiter } from "./core/rate-limit.js";
 import { parseSSEStream, ServerSentEvent } from "./core/sse.js";
 import { anySignal } from "./internal/any-signal.js";
-import { PLAIN_NODE, readEnv } from "./internal/env.js";
+import { NODE_FETCH, PLAIN_NODE, readEnv } from "./internal/env.js";
+import { headersTimeoutDispatcher, isHeadersTimeout } from "./internal/headers-timeout.js";
 import { backoffDelayMs, retryAfterMs } from "./internal/retry.js";
 import { sleep, throwIfAborted } from "./internal/sleep.js";
 import { mapLeaves } from "./internal/transform.js";
@@ -39,6 +40,13 @@ const DEFAULT_MAX_RETRIES = 3;
 const DEFAULT_POLL_INTERVAL_MS = 500;
 /** A `Retry-After` longer than this is not waited out: the error is thrown so the caller can decide. */
 const MAX_RETRY_AFTER_MS = 60_000;
+/**
+ * Time limits from this length up are enforced by undici where it can (internal/headers-timeout.ts): its
+ * timer for them fires up to a second late, which a shorter limit should not suffer.
+ */
+const UNDICI_TIMEOUT_MIN_MS = 5_000;
+/** A backstop's lateness beyond undici's limit, for a fetch that ignored it. */
+const BACKSTOP_MARGIN_MS = 2_000;
 const TERMINAL = new Set(["succeeded", "failed", "canceled", "aborted"]);
 
 export interface ClientOptions {
@@ -56,7 +64,11 @@ export interface ClientOptions {
   useFileOutput?: boolean | undefined;
   /** Retries after 429, 5xx, timeouts and connection errors. Default 3. */
   maxRetries?: number | undefined;
-  /** Per-request time limit to receive response headers, in ms. Default 60 000. */
+  /**
+   * Per-request time limit to receive response headers, in ms; 0 for none. Default 60 000. On Node's own
+   * fetch a limit of 5 s or more is enforced by undici (its timer is exact to about a second), a shorter
+   * one and any other fetch's by an AbortSignal.
+   */
   timeout?: number | undefined;
   /** Polling interval in ms. Defaults to `REPLICATE_POLL_INTERVAL` (seconds), then 500 ms. */
   pollInterval?: number | undefined;
@@ -349,52 +361,88 @@ export class Replicant {
     userSignal: AbortSignal | undefined,
   ): Promise<Response> {
     const summary = { method: init.method ?? "GET", url: url.href };
-    // No time limit and no caller's signal: no signal at all (undici's handling of one is ~5 % of a
-    // local call).
-    const timeoutController = timeout > 0 && Number.isFinite(timeout) ? new AbortController() : undefined;
+    const limited = timeout > 0 && Number.isFinite(timeout);
+    // On Node's own fetch undici enforces the limit (internal/headers-timeout.ts), with no signal to
+    // track; elsewhere an AbortController's signal does. No limit and no caller's signal: no signal at all.
+    const dispatcher =
+      limited &&
+      timeout >= UNDICI_TIMEOUT_MIN_MS &&
+      !this.#dispatcherIgnored &&
+      this.#onNodeFetch() &&
+      globalThis.fetch === NODE_FETCH
+        ? headersTimeoutDispatcher(timeout)
+        : undefined;
+    const timeoutController = limited && !dispatcher ? new AbortController() : undefined;
     const signal =
       timeoutController && userSignal
         ? anySignal([userSignal, timeoutController.signal])
         : (timeoutController?.signal ?? userSignal);
-    let timedOut = false;
-    const timer = timeoutController
-      ? setTimeout(() => {
-          timedOut = true;
-          timeoutController.abort();
-        }, timeout)
-      : undefined;
-    const fullInit: RequestInit = signal ? { ...init, signal } : { ...init };
+    const fullInit: RequestInit & { dispatcher?: unknown } = signal ? { ...init, signal } : { ...init };
+    if (dispatcher) fullInit.dispatcher = dispatcher;
     const cache = this.requestCache();
     if (cache) fullInit.cache = cache;
+    let timedOut = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const send = (requestInit: RequestInit): Promise<Response> => {
+      const sending = this.fetch(url.href, requestInit);
+      if (!limited) return sending;
+      if (!dispatcher) {
+        timer = setTimeout(() => {
+          timedOut = true;
+          timeoutController?.abort();
+        }, timeout);
+        return sending;
+      }
+      // A backstop for a fetch that dropped the dispatcher (a library that wraps the global fetch): the
+      // caller still gets its timeout, two seconds late, and this client uses signals from then on.
+      sending.catch(() => {});
+      return new Promise<Response>((resolve, reject) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          this.#dispatcherIgnored = true;
+          reject(new APITimeoutError(summary, timeout));
+        }, timeout + BACKSTOP_MARGIN_MS);
+        sending.then(resolve, reject);
+      });
+    };
     try {
       try {
-        return await this.fetch(url.href, fullInit);
+        return await send(fullInit);
       } catch (error) {
         // Some runtimes (older Cloudflare Workers) reject the `cache` field: drop it for good and retry.
         if (cache && error instanceof TypeError && /cache/i.test(error.message) && !signal?.aborted) {
           this.cache = null;
           const { cache: _dropped, ...withoutCache } = fullInit;
-          return await this.fetch(url.href, withoutCache);
+          clearTimeout(timer);
+          return await send(withoutCache);
         }
         throw error;
       }
     } catch (error) {
       if (userSignal?.aborted) throw new APIUserAbortError(userSignal.reason);
-      if (timedOut) throw new APITimeoutError(summary, timeout);
+      if (timedOut || isHeadersTimeout(error)) throw new APITimeoutError(summary, timeout);
       throw new APIConnectionError(summary, { cause: error });
     } finally {
       clearTimeout(timer);
     }
   }
 
+  /** Set when a request's dispatcher was not honoured: timeouts use signals from then on. */
+  #dispatcherIgnored = false;
+
+  /** True when requests go to the global fetch on Node, not patched by Next.js. */
+  #onNodeFetch(): boolean {
+    return (
+      this.fetch === this.#globalFetch &&
+      PLAIN_NODE &&
+      (globalThis.fetch as { __nextPatched?: unknown }).__nextPatched === undefined
+    );
+  }
+
   /** The `cache` mode a request is sent with (see {@link ClientOptions.cache}). @internal */
   requestCache(): RequestCache | null {
     if (this.cache !== undefined) return this.cache;
-    const onNodeFetch =
-      this.fetch === this.#globalFetch &&
-      PLAIN_NODE &&
-      (globalThis.fetch as { __nextPatched?: unknown }).__nextPatched === undefined;
-    return onNodeFetch ? null : "no-store";
+    return this.#onNodeFetch() ? null : "no-store";
   }
 
   // The default fetch looks up the global one at each call, so a fetch patched later is used.

@@ -1,0 +1,113 @@
+// The client's time limit on response headers over Node's own fetch, against a real server that never
+// answers: a limit of 5 s or more is undici's headersTimeout (no signal per request), a shorter one an
+// AbortSignal; either way the connection is closed and the caller gets APITimeoutError.
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, test } from "node:test";
+import { APITimeoutError, Replicant } from "../src/index.js";
+
+const GLOBAL_DISPATCHER = Symbol.for("undici.globalDispatcher.1");
+type Dispatch = (options: Record<string, unknown>, handler: unknown) => unknown;
+interface Dispatcher {
+  dispatch: Dispatch;
+  compose(interceptor: (dispatch: Dispatch) => Dispatch): Dispatcher;
+}
+const globals = globalThis as unknown as Record<symbol, Dispatcher>;
+
+let server: Server;
+let baseUrl = "";
+/** When each request's connection closed, in ms since it arrived, by request path. */
+const closedAfter = new Map<string, number>();
+
+before(async () => {
+  server = createServer((request, response) => {
+    const arrived = Date.now();
+    request.socket.once("close", () => closedAfter.set(request.url ?? "", Date.now() - arrived));
+    if (request.url?.startsWith("/v1/hang")) return; // never answers
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end(JSON.stringify({ username: "me", type: "user" }));
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+  // Node creates its global dispatcher on the first fetch.
+  await (await fetch(`${baseUrl}/account`)).text();
+});
+
+after(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+/** One request to a route that never answers: how long the client took to give up, and the error. */
+async function hang(client: Replicant, path: string): Promise<{ ms: number; error: unknown }> {
+  const started = Date.now();
+  const error = await client.get(path).then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  return { ms: Date.now() - started, error };
+}
+
+/** Waits until the server has seen the connection of `path` close, or `ms` pass. */
+async function closed(path: string, ms = 1_000): Promise<number | undefined> {
+  const deadline = Date.now() + ms;
+  while (!closedAfter.has(path) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  return closedAfter.get(path);
+}
+
+describe("time limits on Node's fetch", () => {
+  test("a limit of 5 s or more: undici gives up on the headers and closes the connection", async () => {
+    const client = new Replicant({ auth: "r8_test", baseUrl, timeout: 5_000, maxRetries: 0 });
+    const { ms, error } = await hang(client, "/hang-undici");
+    assert.ok(error instanceof APITimeoutError, String(error));
+    assert.match(error.message, /timed out after 5000 ms/);
+    // undici's timer for headers has a resolution of about a second; the backstop would come at 7 s.
+    assert.ok(ms >= 5_000 && ms < 6_800, `gave up after ${ms} ms`);
+    const closedAt = await closed("/v1/hang-undici");
+    assert.ok(closedAt !== undefined && closedAt < 6_900, `connection closed after ${closedAt} ms`);
+  });
+
+  test("a shorter limit is exact, by a signal, and closes the connection too", async () => {
+    const client = new Replicant({ auth: "r8_test", baseUrl, timeout: 300, maxRetries: 0 });
+    const { ms, error } = await hang(client, "/hang-signal");
+    assert.ok(error instanceof APITimeoutError, String(error));
+    assert.ok(ms >= 290 && ms < 1_500, `gave up after ${ms} ms`);
+    assert.ok((await closed("/v1/hang-signal")) !== undefined, "connection closed");
+  });
+
+  test("a global dispatcher the application installed still carries every request", async (t) => {
+    const original = globals[GLOBAL_DISPATCHER] as Dispatcher;
+    const seen: Record<string, unknown>[] = [];
+    globals[GLOBAL_DISPATCHER] = original.compose((dispatch) => (options, handler) => {
+      seen.push(options);
+      return dispatch(options, handler);
+    });
+    t.after(() => {
+      globals[GLOBAL_DISPATCHER] = original;
+    });
+    const client = new Replicant({ auth: "r8_test", baseUrl });
+    assert.equal((await client.account.get()).username, "me");
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]?.headersTimeout, 60_000, "the client's default limit, given to undici");
+  });
+
+  test("a dispatcher that drops the limit: the backstop times out, then the client uses signals", async (t) => {
+    const original = globals[GLOBAL_DISPATCHER] as Dispatcher;
+    // Composing returns the plain dispatcher, as a fetch wrapper that rebuilds the request would lose it.
+    const forgetful = Object.assign(Object.create(original) as Dispatcher, { compose: () => original });
+    globals[GLOBAL_DISPATCHER] = forgetful;
+    t.after(() => {
+      globals[GLOBAL_DISPATCHER] = original;
+    });
+    const client = new Replicant({ auth: "r8_test", baseUrl, timeout: 5_000, maxRetries: 0 });
+    const first = await hang(client, "/hang-backstop");
+    assert.ok(first.error instanceof APITimeoutError, String(first.error));
+    assert.ok(first.ms >= 6_900 && first.ms < 8_000, `backstop after ${first.ms} ms`);
+    const second = await hang(client, "/hang-after-backstop");
+    assert.ok(second.error instanceof APITimeoutError, String(second.error));
+    assert.ok(second.ms >= 4_990 && second.ms < 5_800, `signal after ${second.ms} ms`);
+    assert.ok((await closed("/v1/hang-after-backstop")) !== undefined, "connection closed");
+  });
+});
