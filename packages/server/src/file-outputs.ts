@@ -27,8 +27,9 @@ interface StoreRun {
 
 /**
  * Turns the FileValues in a finished prediction's output into files owned by the prediction's account,
- * and replaces each with the URL (or data URI) the client receives. Files in `scratchDir` (the run's
- * own, removed after it) are moved into the blob store when it can; any other path is copied.
+ * and replaces each with the URL the client receives, or with a data URI of its bytes (then it is not
+ * stored). Files in `scratchDir` (the run's own, removed after it) are moved into the blob store when it
+ * can; any other path is copied.
  */
 export class FileOutputs {
   constructor(private readonly ctx: ServerContext) {}
@@ -116,18 +117,16 @@ export class FileOutputs {
   ): Promise<string> {
     const { config, urls } = this.ctx;
     const plainHttp = urls.base.startsWith("http:");
-    // Read before storing: the store may move the file away.
     const size =
       config.fileOutputs === "auto" && plainHttp ? statSync(file.path).size : Number.POSITIVE_INFINITY;
-    const inline =
-      size > config.dataUriLimit
-        ? undefined
-        : size <= SYNC_IO_BYTES
-          ? readFileSync(file.path)
-          : await readFile(file.path);
-    const fileRecord = await this.storeFile(record, file, scratchDir, pending);
-    if (inline) return `data:${fileRecord.content_type};base64,${inline.toString("base64")}`;
-    return this.downloadUrl(record, fileRecord);
+    if (size <= config.dataUriLimit) {
+      // Inline, the output is the data URI itself, kept (and removed at retention) with the prediction:
+      // no blob, file record or fsync besides, since nothing would ever refer to them.
+      const bytes = size <= SYNC_IO_BYTES ? readFileSync(file.path) : await readFile(file.path);
+      const contentType = file.content_type ?? contentTypeFor(file.path);
+      return `data:${contentType};base64,${bytes.toString("base64")}`;
+    }
+    return this.downloadUrl(record, await this.storeFile(record, file, scratchDir, pending));
   }
 
   async downloadUrl(record: PredictionRecord, file: FileRecord): Promise<string> {

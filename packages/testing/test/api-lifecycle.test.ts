@@ -332,6 +332,58 @@ describe("webhooks: filters and throttling", () => {
 });
 
 describe("file outputs and retention", () => {
+  /** file-echo with `text` through `target`; the prediction and the account's file ids. */
+  async function echoFile(target: TestServer, text: string) {
+    const call = (path: string, init: RequestInit = {}) =>
+      fetch(`${target.apiUrl}${path}`, {
+        ...init,
+        headers: {
+          authorization: `Bearer ${target.token}`,
+          "content-type": "application/json",
+          prefer: "wait",
+        },
+      }).then((r) => r.json() as Promise<Record<string, unknown>>);
+    const prediction = await call("/models/replicant/file-echo/predictions", {
+      method: "POST",
+      body: JSON.stringify({
+        input: { file: `data:text/plain;base64,${Buffer.from(text).toString("base64")}` },
+      }),
+    });
+    assert.equal(prediction.status, "succeeded", JSON.stringify(prediction));
+    const files = (await call("/files")).results as { metadata: { prediction_id?: string } }[];
+    const outputFiles = files.filter((file) => file.metadata.prediction_id === prediction.id);
+    return { output: prediction.output as string, outputFiles };
+  }
+
+  it("by default a small file output is a data URI of its bytes, and stored nowhere else", async () => {
+    const inline = await echoFile(server, "inline bytes");
+    assert.equal(inline.output, `data:text/plain;base64,${Buffer.from("inline bytes").toString("base64")}`);
+    assert.equal(inline.outputFiles.length, 0, "no file record (and no blob) besides the data URI");
+    const urls = await startTestServer({ fileOutputs: "url" });
+    try {
+      const stored = await echoFile(urls, "stored bytes");
+      assert.match(stored.output, /\/v1\/files\/[a-z0-9]+\/download\?/);
+      assert.equal(stored.outputFiles.length, 1, "a URL's file is listed with its prediction's id");
+    } finally {
+      await urls.close();
+    }
+  });
+  it(
+    "a file output over the data URI limit is stored and returned as a URL",
+    inProcessOnly("sets dataUriLimit, which the cluster's command line does not take"),
+    async () => {
+      const small = await startTestServer({ dataUriLimit: 4 });
+      try {
+        const stored = await echoFile(small, "five!");
+        assert.match(stored.output, /\/v1\/files\/[a-z0-9]+\/download\?/);
+        assert.equal(await (await fetch(stored.output)).text(), "five!");
+        assert.equal(stored.outputFiles.length, 1);
+        assert.equal((await echoFile(small, "four")).output, "data:text/plain;base64,Zm91cg==");
+      } finally {
+        await small.close();
+      }
+    },
+  );
   it("file outputs are signed https-style URLs when configured, downloadable without a token", async () => {
     const urls = await startTestServer({ fileOutputs: "url" });
     try {
