@@ -65,7 +65,7 @@ export async function openEmbeddedBackends(config: ServerConfig): Promise<Backen
   });
   return {
     store,
-    queue: new SqliteJobQueue(db),
+    queue: new SqliteJobQueue(db, { sharesConnectionWithStore: true }),
     blobs: new FsBlobStore(join(config.dataDir, "blobs")),
     bus: new MemoryEventBus(),
   };

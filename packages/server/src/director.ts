@@ -24,6 +24,9 @@ import {
 import { outboxFor, wantsEvent } from "./webhook-events.js";
 
 export const DEADLINES_QUEUE = "deadlines";
+const DEADLINE_JOB_PREFIX = "deadline:";
+/** The id of a prediction's Cancel-After job on DEADLINES_QUEUE. */
+export const deadlineJobId = (predictionId: string): string => `${DEADLINE_JOB_PREFIX}${predictionId}`;
 
 /** Resolves file inputs (data URIs, this server's file URLs, http(s) URLs) to local paths. */
 export type MaterializeInputs = (
@@ -223,7 +226,7 @@ export class Director {
   }
 
   private async applyDeadline(job: LeasedJob): Promise<void> {
-    const id = job.id.slice("deadline:".length);
+    const id = job.id.slice(DEADLINE_JOB_PREFIX.length);
     const record = await this.ctx.store.getPrediction(id);
     if (record && !isTerminal(record.status)) {
       if (record.status === "starting") {
@@ -277,6 +280,12 @@ export class Director {
       state.controller.abort();
     }, this.ctx.config.predictionTimeoutMs);
     const extender = setInterval(() => void queue.extend(job.id, job.token, LEASE_MS), LEASE_MS / 3);
+    // Where the queue commits with the store, the job is completed in the final update's transaction.
+    let completed: Promise<unknown> | undefined;
+    const complete = () => {
+      completed ??= queue.complete(job.id, job.token).catch(() => undefined);
+    };
+    const completeAlongside = queue.commitsWithStore ? complete : undefined;
     let scratchDir: string | undefined;
     let result: RunResult;
     try {
@@ -303,16 +312,23 @@ export class Director {
       await state.outputs;
       await state.flushing;
       finishing = true;
-      await this.finish(state.record, state.attempt, result, state);
+      await this.finish(state.record, state.attempt, result, state, completeAlongside);
     } catch (error) {
-      await this.finish(state.record, state.attempt, {
-        status: "failed",
-        error: `Could not store the prediction's output: ${error instanceof Error ? error.message : String(error)}`,
-      }).catch(() => undefined);
+      await this.finish(
+        state.record,
+        state.attempt,
+        {
+          status: "failed",
+          error: `Could not store the prediction's output: ${error instanceof Error ? error.message : String(error)}`,
+        },
+        undefined,
+        completeAlongside,
+      ).catch(() => undefined);
     } finally {
       unsubscribe();
       this.running.delete(record.id);
-      await queue.complete(job.id, job.token).catch(() => undefined);
+      complete();
+      await completed;
       if (scratchDir) await removeScratch(scratchDir);
     }
   }
@@ -466,12 +482,16 @@ export class Director {
     if (outbox.length > 0) this.hooks.onOutbox?.();
   }
 
-  /** The single terminal transition of a prediction, fenced so that it happens at most once. */
+  /**
+   * The single terminal transition of a prediction, fenced so that it happens at most once. `alongside`
+   * is called in the turn the update is written, for a write that belongs in its transaction.
+   */
   async finish(
     record: PredictionRecord,
     attempt: number,
     result: RunResult | { status: "aborted" },
     state?: RunState,
+    alongside?: () => void,
   ): Promise<PredictionRecord | undefined> {
     const now = this.ctx.now();
     const completedAt = now.toISOString();
@@ -510,7 +530,7 @@ export class Director {
     patch.metrics = metrics;
     const merged: PredictionRecord = { ...record, ...patch };
     const outbox = outboxFor(this.ctx, merged, "completed");
-    const updated = await this.ctx.store.updatePrediction(
+    const updating = this.ctx.store.updatePrediction(
       record.id,
       patch,
       { statuses: ["starting", "processing"], attempt },
@@ -518,6 +538,8 @@ export class Director {
       record,
       files,
     );
+    alongside?.();
+    const updated = await updating;
     if (!updated) return undefined;
     if (outbox.length > 0) this.hooks.onOutbox?.();
     await this.ctx.bus.publish(predictionChannel(record.id), {

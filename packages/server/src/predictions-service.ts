@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { isTerminal, WEBHOOK_EVENT_TYPES, type WebhookEventType } from "@replicant/protocol";
 import type { AccountRecord, ModelRecord, PredictionRecord, VersionRecord } from "./backends/types.js";
 import { PREDICTIONS_QUEUE, predictionChannel, type ServerContext } from "./context.js";
-import { DEADLINES_QUEUE } from "./director.js";
+import { DEADLINES_QUEUE, deadlineJobId } from "./director.js";
 import { badRequest, notFound, ProblemError, unprocessable, validationFailed } from "./errors.js";
 import { newId } from "./ids.js";
 import type { InputValidator } from "./validation.js";
@@ -278,9 +278,23 @@ export class PredictionService {
     };
     const outbox = outboxFor(this.ctx, record, "start");
     const waiter = options.preferWaitSeconds ? await this.waitFor(record.id) : undefined;
+    const enqueueJobs = () =>
+      Promise.all([
+        queue.enqueue({ id: record.id, queue: PREDICTIONS_QUEUE }),
+        options.cancelAfterMs
+          ? queue.enqueue({
+              id: deadlineJobId(record.id),
+              queue: DEADLINES_QUEUE,
+              delayMs: options.cancelAfterMs,
+            })
+          : undefined,
+      ]);
     try {
+      // Where the queue commits with the store (embedded), its jobs go in the insert's transaction: one
+      // commit fewer, and the prediction is leased a turn sooner. Elsewhere they wait for the insert.
+      let enqueued: Promise<unknown> | undefined;
       try {
-        await store.insertPrediction(record, {
+        const inserting = store.insertPrediction(record, {
           outbox,
           ...(options.idempotencyKey !== undefined
             ? {
@@ -294,7 +308,15 @@ export class PredictionService {
               }
             : {}),
         });
+        if (queue.commitsWithStore) enqueued = enqueueJobs();
+        await inserting;
       } catch (error) {
+        if (enqueued) {
+          // Jobs of a prediction that was not inserted: harmless if leased first (a job whose record is
+          // missing is completed without running), removed here.
+          await enqueued.catch(() => undefined);
+          await Promise.all([queue.remove(record.id), queue.remove(deadlineJobId(record.id))]);
+        }
         if (
           (error as { code?: unknown }).code === "IDEMPOTENCY_CONFLICT" &&
           options.idempotencyKey !== undefined
@@ -305,14 +327,7 @@ export class PredictionService {
         throw error;
       }
       if (outbox.length > 0) this.wakeWebhooks();
-      await queue.enqueue({ id: record.id, queue: PREDICTIONS_QUEUE });
-      if (options.cancelAfterMs) {
-        await queue.enqueue({
-          id: `deadline:${record.id}`,
-          queue: DEADLINES_QUEUE,
-          delayMs: options.cancelAfterMs,
-        });
-      }
+      await (enqueued ?? enqueueJobs());
       this.countRun(model.id);
       if (!waiter) return { record, replayed: false };
       const final = await waiter.wait(options.preferWaitSeconds! * 1000);

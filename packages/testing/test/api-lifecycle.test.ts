@@ -142,6 +142,68 @@ describe("idempotency keys", () => {
       400,
     );
   });
+  it(
+    "a create whose insert fails leaves no job behind; a finished prediction's job is gone with its final update",
+    inProcessOnly("reads the embedded queue's counts and fails one insert inside the server"),
+    async () => {
+      const idle = await startTestServer({ worker: false });
+      try {
+        const call = (headers: Record<string, string>) =>
+          fetch(`${idle.apiUrl}/predictions`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${idle.token}`,
+              "content-type": "application/json",
+              ...headers,
+            },
+            body: JSON.stringify({ version: "replicate/hello-world", input: { text: "queued once" } }),
+          });
+        const { queue } = idle.server.ctx;
+        assert.equal(queue.commitsWithStore, true, "the embedded queue writes in the store's transactions");
+        const post = (headers: Record<string, string> = {}) =>
+          fetch(`${idle.apiUrl}/predictions`, {
+            method: "POST",
+            headers: {
+              authorization: `Bearer ${idle.token}`,
+              "content-type": "application/json",
+              ...headers,
+            },
+            body: JSON.stringify({ version: "replicate/hello-world", input: { text: "queued" } }),
+          });
+        assert.equal((await post({ "cancel-after": "1h" })).status, 201);
+        // An insert that fails (a fault no request can cause on its own): the jobs written beside it,
+        // in its turn, are removed, and the client gets the error.
+        const { store } = idle.server.ctx;
+        const insert = store.insertPrediction;
+        store.insertPrediction = () => Promise.reject(new Error("disk full"));
+        try {
+          assert.equal((await post({ "cancel-after": "1h" })).status, 500);
+        } finally {
+          store.insertPrediction = insert;
+        }
+        assert.deepEqual(await queue.counts("predictions"), { waiting: 1, active: 0 });
+        assert.deepEqual(await queue.counts("deadlines"), { waiting: 1, active: 0 });
+      } finally {
+        await idle.close();
+      }
+      const working = await startTestServer();
+      try {
+        const response = await fetch(`${working.apiUrl}/predictions`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${working.token}`,
+            "content-type": "application/json",
+            prefer: "wait",
+          },
+          body: JSON.stringify({ version: "replicate/hello-world", input: { text: "x" } }),
+        });
+        assert.equal(((await response.json()) as { status: string }).status, "succeeded");
+        assert.deepEqual(await working.server.ctx.queue.counts("predictions"), { waiting: 0, active: 0 });
+      } finally {
+        await working.close();
+      }
+    },
+  );
   it("20 concurrent requests with one key create exactly one prediction", async () => {
     const body = { version: "replicate/hello-world", input: { text: "race" } };
     const results = await Promise.all(

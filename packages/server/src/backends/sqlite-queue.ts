@@ -13,6 +13,8 @@ export interface SqliteJobQueueOptions {
   pollMs?: number;
   /** Clock, for tests. */
   now?: () => number;
+  /** The store writes through the same connection (see JobQueue.commitsWithStore). */
+  sharesConnectionWithStore?: boolean;
 }
 
 interface LeasedRow {
@@ -52,6 +54,7 @@ export class SqliteJobQueue implements JobQueue {
   private dataVersion = 0;
   private closed = false;
   private readonly committer: GroupCommitter;
+  readonly commitsWithStore: boolean;
 
   constructor(
     private readonly db: BetterSqlite3.Database,
@@ -61,6 +64,7 @@ export class SqliteJobQueue implements JobQueue {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(table)) throw new Error(`invalid queue table name: ${table}`);
     this.now = options.now ?? Date.now;
     this.pollMs = options.pollMs ?? 1000;
+    this.commitsWithStore = options.sharesConnectionWithStore === true;
     // AUTOINCREMENT: seq never goes backwards, so it is a true enqueue order even after deletes.
     db.exec(`
       CREATE TABLE IF NOT EXISTS ${table} (

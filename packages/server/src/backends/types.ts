@@ -363,6 +363,13 @@ export interface LeasedJob {
 }
 
 export interface JobQueue {
+  /**
+   * True when this queue's writes and the store's, issued in one turn of the event loop, commit in one
+   * transaction (the embedded backend: one SQLite connection with group commit). A job can then be
+   * written beside the record it refers to, where otherwise it must wait for that record's commit (a
+   * worker elsewhere could lease the job before the record exists).
+   */
+  readonly commitsWithStore?: boolean;
   enqueue(job: EnqueueOptions): Promise<void>;
   /** Leases up to `limit` due jobs of `queue`, by priority then age, for `leaseMs`. */
   lease(queue: string, workerId: string, leaseMs: number, limit: number): Promise<LeasedJob[]>;
