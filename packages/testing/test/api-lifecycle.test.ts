@@ -148,16 +148,6 @@ describe("idempotency keys", () => {
     async () => {
       const idle = await startTestServer({ worker: false });
       try {
-        const call = (headers: Record<string, string>) =>
-          fetch(`${idle.apiUrl}/predictions`, {
-            method: "POST",
-            headers: {
-              authorization: `Bearer ${idle.token}`,
-              "content-type": "application/json",
-              ...headers,
-            },
-            body: JSON.stringify({ version: "replicate/hello-world", input: { text: "queued once" } }),
-          });
         const { queue } = idle.server.ctx;
         assert.equal(queue.commitsWithStore, true, "the embedded queue writes in the store's transactions");
         const post = (headers: Record<string, string> = {}) =>
