@@ -22,6 +22,19 @@ export interface ServerContext {
 }
 
 export const PREDICTIONS_QUEUE = "predictions";
+/** Cancel-After deadlines: one delayed job per prediction that has one. */
+export const DEADLINES_QUEUE = "deadlines";
+const DEADLINE_JOB_PREFIX = "deadline:";
+
+/** The id of a prediction's job on DEADLINES_QUEUE. */
+export function deadlineJobId(predictionId: string): string {
+  return `${DEADLINE_JOB_PREFIX}${predictionId}`;
+}
+
+/** The prediction a DEADLINES_QUEUE job is for. */
+export function predictionOfDeadlineJob(jobId: string): string {
+  return jobId.slice(DEADLINE_JOB_PREFIX.length);
+}
 
 export function predictionChannel(id: string): string {
   return `prediction:${id}`;

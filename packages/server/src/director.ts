@@ -12,7 +12,13 @@ import type {
   PredictionRecord,
   VersionRecord,
 } from "./backends/types.js";
-import { PREDICTIONS_QUEUE, predictionChannel, type ServerContext } from "./context.js";
+import {
+  DEADLINES_QUEUE,
+  PREDICTIONS_QUEUE,
+  predictionChannel,
+  predictionOfDeadlineJob,
+  type ServerContext,
+} from "./context.js";
 import type { FileOutputs } from "./file-outputs.js";
 import {
   type FileValue,
@@ -22,11 +28,6 @@ import {
   type RunResult,
 } from "./runners/types.js";
 import { outboxFor, wantsEvent } from "./webhook-events.js";
-
-export const DEADLINES_QUEUE = "deadlines";
-const DEADLINE_JOB_PREFIX = "deadline:";
-/** The id of a prediction's Cancel-After job on DEADLINES_QUEUE. */
-export const deadlineJobId = (predictionId: string): string => `${DEADLINE_JOB_PREFIX}${predictionId}`;
 
 /** Resolves file inputs (data URIs, this server's file URLs, http(s) URLs) to local paths. */
 export type MaterializeInputs = (
@@ -226,7 +227,7 @@ export class Director {
   }
 
   private async applyDeadline(job: LeasedJob): Promise<void> {
-    const id = job.id.slice(DEADLINE_JOB_PREFIX.length);
+    const id = predictionOfDeadlineJob(job.id);
     const record = await this.ctx.store.getPrediction(id);
     if (record && !isTerminal(record.status)) {
       if (record.status === "starting") {

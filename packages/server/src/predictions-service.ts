@@ -1,8 +1,13 @@
 import { createHash } from "node:crypto";
 import { isTerminal, WEBHOOK_EVENT_TYPES, type WebhookEventType } from "@replicant/protocol";
 import type { AccountRecord, ModelRecord, PredictionRecord, VersionRecord } from "./backends/types.js";
-import { PREDICTIONS_QUEUE, predictionChannel, type ServerContext } from "./context.js";
-import { DEADLINES_QUEUE, deadlineJobId } from "./director.js";
+import {
+  DEADLINES_QUEUE,
+  deadlineJobId,
+  PREDICTIONS_QUEUE,
+  predictionChannel,
+  type ServerContext,
+} from "./context.js";
 import { badRequest, notFound, ProblemError, unprocessable, validationFailed } from "./errors.js";
 import { newId } from "./ids.js";
 import type { InputValidator } from "./validation.js";

@@ -1,11 +1,15 @@
 import type { ScaleOutConfig } from "../config.js";
-import { PREDICTIONS_QUEUE, predictionChannel, type ServerContext } from "../context.js";
+import {
+  DEADLINES_QUEUE,
+  deadlineJobId,
+  PREDICTIONS_QUEUE,
+  predictionChannel,
+  type ServerContext,
+} from "../context.js";
 import { outboxFor } from "../webhook-events.js";
 import type { BullmqJobQueue, ExpiredJob } from "./bullmq-queue.js";
 import type { BlobStore, EventBus, PredictionRecord, Store } from "./types.js";
 
-/** The deadlines queue of the director (not imported from it: that would load the runners here). */
-const DEADLINES_QUEUE = "deadlines";
 const DEFAULT_LOCK_MS = 30_000;
 const DEFAULT_RECONCILE_MS = 15_000;
 
@@ -217,9 +221,9 @@ export class Reconciler {
     for (const record of unfinished) {
       if (this.stopped) return;
       seen.add(record.id);
-      if (record.deadline !== null && !(await this.queue.has(DEADLINES_QUEUE, `deadline:${record.id}`))) {
+      if (record.deadline !== null && !(await this.queue.has(DEADLINES_QUEUE, deadlineJobId(record.id)))) {
         const delayMs = Math.max(0, Date.parse(record.deadline) - Date.now());
-        await this.queue.enqueue({ id: `deadline:${record.id}`, queue: DEADLINES_QUEUE, delayMs });
+        await this.queue.enqueue({ id: deadlineJobId(record.id), queue: DEADLINES_QUEUE, delayMs });
       }
       if (await this.queue.has(PREDICTIONS_QUEUE, record.id)) {
         this.orphanedSince.delete(record.id);
