@@ -384,9 +384,10 @@ describe("webhooks: filters and throttling", () => {
 });
 
 describe("file outputs and retention", () => {
-  /** file-echo with `text` through `target`; the prediction and the account's file ids. */
-  async function echoFile(target: TestServer, text: string) {
-    const call = (path: string, init: RequestInit = {}) =>
+  /** A JSON call to `target`'s API with its token and `Prefer: wait`; resolves to the parsed body. */
+  const waitingCaller =
+    (target: TestServer) =>
+    (path: string, init: RequestInit = {}) =>
       fetch(`${target.apiUrl}${path}`, {
         ...init,
         headers: {
@@ -395,6 +396,10 @@ describe("file outputs and retention", () => {
           prefer: "wait",
         },
       }).then((r) => r.json() as Promise<Record<string, unknown>>);
+
+  /** file-echo with `text` through `target`; the prediction and the account's file ids. */
+  async function echoFile(target: TestServer, text: string) {
+    const call = waitingCaller(target);
     const prediction = await call("/models/replicant/file-echo/predictions", {
       method: "POST",
       body: JSON.stringify({
@@ -465,15 +470,7 @@ describe("file outputs and retention", () => {
     async () => {
       const kept = await startTestServer({ fileOutputs: "url" });
       try {
-        const call = (path: string, init: RequestInit = {}) =>
-          fetch(`${kept.apiUrl}${path}`, {
-            ...init,
-            headers: {
-              authorization: `Bearer ${kept.token}`,
-              "content-type": "application/json",
-              prefer: "wait",
-            },
-          }).then((r) => r.json() as Promise<Record<string, unknown>>);
+        const call = waitingCaller(kept);
         const prediction = await call("/models/replicant/file-echo/predictions", {
           method: "POST",
           body: JSON.stringify({ input: { file: "data:text/plain;base64,aGk=" } }),
