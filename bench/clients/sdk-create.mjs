@@ -1,8 +1,11 @@
 // Sequential POST /v1/predictions calls through the SDK and through raw fetch, in one process, in
 // alternating blocks (so the machine's drift falls on both alike). argv: <base url> <blocks> <calls per
-// block>. Variants: sdk, fetch, and fetch again (fetch-aa, the A/A noise figure). Prints, per variant,
+// block>. Variants: sdk, fetch, and fetch again (fetch-aa, the A/A noise figure); for context the SDK made
+// to use fetch (sdk-over-fetch: a fetch that is not Node's own, as a mocking library's, so the SDK cannot
+// go to undici directly) and the replicate package (replicate). Prints, per variant,
 // the median over blocks of {usPerCall, cpuUsPerCall} (cpuUsPerCall: this process's CPU time per call).
 import Replicant from "@replicant/sdk";
+import Replicate from "replicate";
 
 const [base, blocksText, perBlockText] = process.argv.slice(2);
 const blocks = Number(blocksText);
@@ -13,6 +16,12 @@ const body = {
   input: { text: "bench" },
 };
 const client = new Replicant({ auth: token, baseUrl: `${base}/v1` });
+const overFetch = new Replicant({
+  auth: token,
+  baseUrl: `${base}/v1`,
+  fetch: (input, init) => fetch(input, init),
+});
+const replicate = new Replicate({ auth: token, baseUrl: `${base}/v1` });
 const rawFetch = async () => {
   const response = await fetch(`${base}/v1/predictions`, {
     method: "POST",
@@ -22,7 +31,13 @@ const rawFetch = async () => {
   if (!response.ok) throw new Error(`HTTP ${response.status}`);
   return response.json();
 };
-const variants = { sdk: () => client.predictions.create(body), fetch: rawFetch, "fetch-aa": rawFetch };
+const variants = {
+  sdk: () => client.predictions.create(body),
+  fetch: rawFetch,
+  "fetch-aa": rawFetch,
+  "sdk-over-fetch": () => overFetch.predictions.create(body),
+  replicate: () => replicate.predictions.create(body),
+};
 const names = Object.keys(variants);
 
 for (const name of names) for (let i = 0; i < Math.min(500, perBlock); i++) await variants[name](); // warm-up

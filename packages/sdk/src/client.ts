@@ -17,8 +17,15 @@ import { PagePromise } from "./core/pagination.js";
 import { RateLimiter } from "./core/rate-limit.js";
 import { parseSSEStream, ServerSentEvent } from "./core/sse.js";
 import { anySignal } from "./internal/any-signal.js";
-import { NODE_FETCH, PLAIN_NODE, readEnv } from "./internal/env.js";
-import { headersTimeoutDispatcher, isHeadersTimeout } from "./internal/headers-timeout.js";
+import { PLAIN_NODE, readEnv } from "./internal/env.js";
+import {
+  BufferedAnswer,
+  canRequestBuffered,
+  headersTimeoutDispatcher,
+  isHeadersTimeout,
+  isNodeOwnFetch,
+  requestBuffered,
+} from "./internal/node-undici.js";
 import { backoffDelayMs, retryAfterMs } from "./internal/retry.js";
 import { sleep, throwIfAborted } from "./internal/sleep.js";
 import { mapLeaves } from "./internal/transform.js";
@@ -41,7 +48,7 @@ const DEFAULT_POLL_INTERVAL_MS = 500;
 /** A `Retry-After` longer than this is not waited out: the error is thrown so the caller can decide. */
 const MAX_RETRY_AFTER_MS = 60_000;
 /**
- * Time limits from this length up are enforced by undici where it can (internal/headers-timeout.ts): its
+ * Time limits from this length up are enforced by undici where it can (internal/node-undici.ts): its
  * timer for them fires up to a second late, which a shorter limit should not suffer.
  */
 const UNDICI_TIMEOUT_MIN_MS = 5_000;
@@ -279,7 +286,16 @@ export class Replicant {
    *
    * @param route a path relative to `baseUrl` (`/predictions`) or an absolute URL
    */
-  async request(route: string | URL, options: RequestOptions = {}): Promise<Response> {
+  request(route: string | URL, options: RequestOptions = {}): Promise<Response> {
+    return this.#request(route, options, false) as Promise<Response>;
+  }
+
+  /** {@link request}; `buffered` when the caller reads the whole answer, which lets Node skip fetch. */
+  async #request(
+    route: string | URL,
+    options: RequestOptions,
+    buffered: boolean,
+  ): Promise<Response | BufferedAnswer> {
     const method = (options.method ?? "GET").toUpperCase();
     const url = this.#buildUrl(route, options.params ?? options.query);
     // A plain record with lower-case names: Node's fetch takes it as is, where a WHATWG Headers object
@@ -321,9 +337,9 @@ export class Replicant {
       throwIfAborted(options.signal);
       const init: RequestInit & { duplex?: "half" } = { method, headers, body: body ?? null };
       if (!replayable) init.duplex = "half";
-      let response: Response;
+      let response: Response | BufferedAnswer;
       try {
-        response = await this.fetchWithTimeout(url, init, timeout, options.signal);
+        response = await this.#send(url, init, timeout, options.signal, buffered);
       } catch (error) {
         if (error instanceof APIConnectionError && idempotent && attempt < maxRetries) {
           await sleep(backoffDelayMs(attempt), options.signal);
@@ -338,11 +354,13 @@ export class Replicant {
       if (retryable && attempt < maxRetries) {
         const serverDelay = retryAfterMs(response.headers);
         if (serverDelay === undefined || serverDelay <= MAX_RETRY_AFTER_MS) {
-          await response.body?.cancel().catch(() => {});
+          if (response instanceof Response) await response.body?.cancel().catch(() => {});
           await sleep(serverDelay ?? backoffDelayMs(attempt), options.signal);
           continue;
         }
       }
+      if (response instanceof BufferedAnswer)
+        throw APIError.fromResponse(summary, response.toResponse(), response.text);
       const text = await response.text().catch(() => "");
       throw APIError.fromResponse(summary, response, text);
     }
@@ -354,49 +372,69 @@ export class Replicant {
    *
    * @internal
    */
-  async fetchWithTimeout(
+  fetchWithTimeout(
     url: URL,
     init: RequestInit,
     timeout: number,
     userSignal: AbortSignal | undefined,
   ): Promise<Response> {
+    return this.#send(url, init, timeout, userSignal, false) as Promise<Response>;
+  }
+
+  /**
+   * {@link fetchWithTimeout}; `buffered`: the caller reads the whole answer, so on Node's own fetch the
+   * request goes to undici's dispatcher directly (internal/node-undici.ts) and is answered read whole.
+   */
+  async #send(
+    url: URL,
+    init: RequestInit,
+    timeout: number,
+    userSignal: AbortSignal | undefined,
+    buffered: boolean,
+  ): Promise<Response | BufferedAnswer> {
     const summary = { method: init.method ?? "GET", url: url.href };
     const limited = timeout > 0 && Number.isFinite(timeout);
-    // On Node's own fetch undici enforces the limit (internal/headers-timeout.ts), with no signal to
-    // track; elsewhere an AbortController's signal does. No limit and no caller's signal: no signal at all.
+    const onNodeFetch = this.#onNodeFetch() && isNodeOwnFetch(globalThis.fetch);
+    // On Node's own fetch undici enforces a limit of 5 s or more, with no signal to track; elsewhere an
+    // AbortController's signal does. No limit and no caller's signal: no signal at all.
+    const undiciLimit = limited && timeout >= UNDICI_TIMEOUT_MIN_MS && onNodeFetch ? timeout : undefined;
+    const direct =
+      buffered &&
+      onNodeFetch &&
+      (init.body === undefined || init.body === null || typeof init.body === "string") &&
+      canRequestBuffered();
     const dispatcher =
-      limited &&
-      timeout >= UNDICI_TIMEOUT_MIN_MS &&
-      !this.#dispatcherIgnored &&
-      this.#onNodeFetch() &&
-      globalThis.fetch === NODE_FETCH
-        ? headersTimeoutDispatcher(timeout)
+      undiciLimit !== undefined && !direct && !this.#dispatcherIgnored
+        ? headersTimeoutDispatcher(undiciLimit)
         : undefined;
-    const timeoutController = limited && !dispatcher ? new AbortController() : undefined;
+    const timeoutController =
+      limited && !dispatcher && !(direct && undiciLimit !== undefined) ? new AbortController() : undefined;
     const signal =
       timeoutController && userSignal
         ? anySignal([userSignal, timeoutController.signal])
         : (timeoutController?.signal ?? userSignal);
     const fullInit: RequestInit & { dispatcher?: unknown } = signal ? { ...init, signal } : { ...init };
     if (dispatcher) fullInit.dispatcher = dispatcher;
-    const cache = this.requestCache();
+    const cache = direct ? null : this.requestCache();
     if (cache) fullInit.cache = cache;
     let timedOut = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const send = (requestInit: RequestInit): Promise<Response> => {
-      const sending = this.fetch(url.href, requestInit);
-      if (!limited) return sending;
-      if (!dispatcher) {
+    const send = (requestInit: RequestInit): Promise<Response | BufferedAnswer> => {
+      const sending = direct
+        ? this.#sendDirect(url, requestInit, undiciLimit)
+        : this.fetch(url.href, requestInit);
+      if (timeoutController) {
         timer = setTimeout(() => {
           timedOut = true;
-          timeoutController?.abort();
+          timeoutController.abort();
         }, timeout);
         return sending;
       }
+      if (!dispatcher) return sending;
       // A backstop for a fetch that dropped the dispatcher (a library that wraps the global fetch): the
       // caller still gets its timeout, two seconds late, and this client uses signals from then on.
       sending.catch(() => {});
-      return new Promise<Response>((resolve, reject) => {
+      return new Promise<Response | BufferedAnswer>((resolve, reject) => {
         timer = setTimeout(() => {
           timedOut = true;
           this.#dispatcherIgnored = true;
@@ -427,6 +465,40 @@ export class Replicant {
     }
   }
 
+  /** A buffered request straight to undici; a redirect is left to fetch, which follows it as specified. */
+  async #sendDirect(
+    url: URL,
+    init: RequestInit,
+    headersTimeout: number | undefined,
+  ): Promise<Response | BufferedAnswer> {
+    const headers = init.headers as Record<string, string>;
+    const method = init.method ?? "GET";
+    const answer = await requestBuffered(
+      url,
+      method,
+      headers,
+      (init.body as string | null | undefined) ?? null,
+      headersTimeout,
+      init.signal ?? undefined,
+    );
+    if (answer instanceof BufferedAnswer) return answer;
+    const followHeaders = { ...headers };
+    // As fetch does: the token never goes to another origin, and a request turned into a GET loses its body.
+    if (answer.redirect.origin !== url.origin) delete followHeaders.authorization;
+    const follow: RequestInit & { dispatcher?: unknown } = {
+      ...init,
+      method: answer.method,
+      headers: followHeaders,
+    };
+    if (answer.method !== method) {
+      follow.body = null;
+      delete followHeaders["content-type"];
+    }
+    const dispatcher = headersTimeout !== undefined ? headersTimeoutDispatcher(headersTimeout) : undefined;
+    if (dispatcher) follow.dispatcher = dispatcher;
+    return this.fetch(answer.redirect.href, follow);
+  }
+
   /** Set when a request's dispatcher was not honoured: timeouts use signals from then on. */
   #dispatcherIgnored = false;
 
@@ -450,22 +522,30 @@ export class Replicant {
 
   /** GET and parse the JSON answer. */
   get<T>(path: string | URL, options: Omit<RequestOptions, "method"> = {}): Promise<T> {
-    return this.request(path, { ...options, method: "GET" }).then((response) => parseBody<T>(response));
+    return this.#request(path, { ...options, method: "GET" }, true).then((response) =>
+      parseBody<T>(response),
+    );
   }
 
   /** POST and parse the JSON answer. */
   post<T>(path: string | URL, options: Omit<RequestOptions, "method"> = {}): Promise<T> {
-    return this.request(path, { ...options, method: "POST" }).then((response) => parseBody<T>(response));
+    return this.#request(path, { ...options, method: "POST" }, true).then((response) =>
+      parseBody<T>(response),
+    );
   }
 
   /** PATCH and parse the JSON answer. */
   patch<T>(path: string | URL, options: Omit<RequestOptions, "method"> = {}): Promise<T> {
-    return this.request(path, { ...options, method: "PATCH" }).then((response) => parseBody<T>(response));
+    return this.#request(path, { ...options, method: "PATCH" }, true).then((response) =>
+      parseBody<T>(response),
+    );
   }
 
   /** DELETE and parse the answer (usually empty). */
   delete<T = undefined>(path: string | URL, options: Omit<RequestOptions, "method"> = {}): Promise<T> {
-    return this.request(path, { ...options, method: "DELETE" }).then((response) => parseBody<T>(response));
+    return this.#request(path, { ...options, method: "DELETE" }, true).then((response) =>
+      parseBody<T>(response),
+    );
   }
 
   /** A list endpoint as a {@link PagePromise}: await it for the first page, iterate it for every item. */
@@ -1015,9 +1095,9 @@ function isRawBody(value: unknown): value is BodyInit {
   );
 }
 
-async function parseBody<T>(response: Response): Promise<T> {
+async function parseBody<T>(response: Response | BufferedAnswer): Promise<T> {
   if (response.status === 204 || response.status === 205) return undefined as T;
-  const text = await response.text();
+  const text = response instanceof BufferedAnswer ? response.text : await response.text();
   if (!text) return undefined as T;
   const type = response.headers.get("content-type") ?? "";
   if (type.includes("json")) return JSON.parse(text) as T;

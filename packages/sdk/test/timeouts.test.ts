@@ -1,6 +1,8 @@
 // The client's time limit on response headers over Node's own fetch, against a real server that never
 // answers: a limit of 5 s or more is undici's headersTimeout (no signal per request), a shorter one an
-// AbortSignal; either way the connection is closed and the caller gets APITimeoutError.
+// AbortSignal; either way the connection is closed and the caller gets APITimeoutError. Both transports:
+// an API call the client parses whole (`get`) goes to undici's dispatcher directly, a raw `request` (whose
+// body may be a stream) goes through fetch.
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -40,10 +42,17 @@ after(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
 
+type Transport = "dispatcher" | "fetch";
+
 /** One request to a route that never answers: how long the client took to give up, and the error. */
-async function hang(client: Replicant, path: string): Promise<{ ms: number; error: unknown }> {
+async function hang(
+  client: Replicant,
+  path: string,
+  transport: Transport = "dispatcher",
+): Promise<{ ms: number; error: unknown }> {
   const started = Date.now();
-  const error = await client.get(path).then(
+  const call = transport === "dispatcher" ? client.get(path) : client.request(path);
+  const error = await call.then(
     () => undefined,
     (reason: unknown) => reason,
   );
@@ -60,21 +69,30 @@ async function closed(path: string, ms = 1_000): Promise<number | undefined> {
 describe("time limits on Node's fetch", () => {
   test("a limit of 5 s or more: undici gives up on the headers and closes the connection", async () => {
     const client = new Replicant({ auth: "r8_test", baseUrl, timeout: 5_000, maxRetries: 0 });
-    const { ms, error } = await hang(client, "/hang-undici");
-    assert.ok(error instanceof APITimeoutError, String(error));
-    assert.match(error.message, /timed out after 5000 ms/);
-    // undici's timer for headers has a resolution of about a second; the backstop would come at 7 s.
-    assert.ok(ms >= 5_000 && ms < 6_800, `gave up after ${ms} ms`);
-    const closedAt = await closed("/v1/hang-undici");
-    assert.ok(closedAt !== undefined && closedAt < 6_900, `connection closed after ${closedAt} ms`);
+    await Promise.all(
+      (["dispatcher", "fetch"] as const).map(async (transport) => {
+        const { ms, error } = await hang(client, `/hang-undici-${transport}`, transport);
+        assert.ok(error instanceof APITimeoutError, `${transport}: ${String(error)}`);
+        assert.match(error.message, /timed out after 5000 ms/);
+        // undici's timer for headers has a resolution of about a second; the backstop would come at 7 s.
+        assert.ok(ms >= 5_000 && ms < 6_800, `${transport}: gave up after ${ms} ms`);
+        const closedAt = await closed(`/v1/hang-undici-${transport}`);
+        assert.ok(closedAt !== undefined && closedAt < 6_900, `${transport}: closed after ${closedAt} ms`);
+      }),
+    );
   });
 
   test("a shorter limit is exact, by a signal, and closes the connection too", async () => {
     const client = new Replicant({ auth: "r8_test", baseUrl, timeout: 300, maxRetries: 0 });
-    const { ms, error } = await hang(client, "/hang-signal");
-    assert.ok(error instanceof APITimeoutError, String(error));
-    assert.ok(ms >= 290 && ms < 1_500, `gave up after ${ms} ms`);
-    assert.ok((await closed("/v1/hang-signal")) !== undefined, "connection closed");
+    for (const transport of ["dispatcher", "fetch"] as const) {
+      const { ms, error } = await hang(client, `/hang-signal-${transport}`, transport);
+      assert.ok(error instanceof APITimeoutError, `${transport}: ${String(error)}`);
+      assert.ok(ms >= 290 && ms < 1_500, `${transport}: gave up after ${ms} ms`);
+      assert.ok(
+        (await closed(`/v1/hang-signal-${transport}`)) !== undefined,
+        `${transport}: connection closed`,
+      );
+    }
   });
 
   test("a global dispatcher the application installed still carries every request", async (t) => {
@@ -89,8 +107,10 @@ describe("time limits on Node's fetch", () => {
     });
     const client = new Replicant({ auth: "r8_test", baseUrl });
     assert.equal((await client.account.get()).username, "me");
-    assert.equal(seen.length, 1);
-    assert.equal(seen[0]?.headersTimeout, 60_000, "the client's default limit, given to undici");
+    assert.equal(((await (await client.request("/account")).json()) as { username: string }).username, "me");
+    assert.equal(seen.length, 2, "the direct request and fetch both dispatched through it");
+    for (const options of seen)
+      assert.equal(options.headersTimeout, 60_000, "the default limit, given to undici");
   });
 
   test("a dispatcher that drops the limit: the backstop times out, then the client uses signals", async (t) => {
@@ -102,10 +122,10 @@ describe("time limits on Node's fetch", () => {
       globals[GLOBAL_DISPATCHER] = original;
     });
     const client = new Replicant({ auth: "r8_test", baseUrl, timeout: 5_000, maxRetries: 0 });
-    const first = await hang(client, "/hang-backstop");
+    const first = await hang(client, "/hang-backstop", "fetch");
     assert.ok(first.error instanceof APITimeoutError, String(first.error));
     assert.ok(first.ms >= 6_900 && first.ms < 8_000, `backstop after ${first.ms} ms`);
-    const second = await hang(client, "/hang-after-backstop");
+    const second = await hang(client, "/hang-after-backstop", "fetch");
     assert.ok(second.error instanceof APITimeoutError, String(second.error));
     assert.ok(second.ms >= 4_990 && second.ms < 5_800, `signal after ${second.ms} ms`);
     assert.ok((await closed("/v1/hang-after-backstop")) !== undefined, "connection closed");

@@ -28,6 +28,3 @@ export const PLAIN_NODE: boolean = (() => {
     readEnv("NEXT_RUNTIME") === undefined
   );
 })();
-
-/** Node's own fetch as it was when the SDK loaded (undefined elsewhere): a fetch replaced since is not undici's. */
-export const NODE_FETCH: typeof fetch | undefined = PLAIN_NODE ? globalThis.fetch : undefined;
