@@ -1,5 +1,5 @@
 // R8 (docs: shared/design/performance.md): the overhead of running each built-in model through the
-// full API path (HTTP create with Prefer: wait → server → runner process → predictor → file outputs stored
+// full API path (the SDK's create with Prefer: wait → server → runner process → predictor → file outputs stored
 // and returned as the server's defaults return them: up to 1 MB inline as a data URI on plain http, and
 // decoded by the client; `--file-outputs url` makes every file a download) over calling the model library directly, measured side by side in one run; the predictor
 // interface alone (in process) is reported beside it.
@@ -72,15 +72,14 @@ const serverProcess = await startProcess(
   { core: "0-1" },
 );
 const server = { apiUrl: `${serverProcess.ready.url}/v1`, token: serverProcess.ready.token };
+// The client is Replicant's SDK, as a user's program calls the server (on Node it sends API calls through
+// undici's dispatcher; R6 compares it with raw fetch). File outputs are left as the server returns them.
+const { Replicant } = await import("@replicant/sdk");
+const client = new Replicant({ auth: server.token, baseUrl: server.apiUrl, useFileOutput: false });
 
 /** A prediction through the whole API path; a file output is downloaded or decoded, as a client would. */
 async function viaApi(model, input) {
-  const response = await fetch(`${server.apiUrl}/models/${model}/predictions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${server.token}`, "content-type": "application/json", prefer: "wait" },
-    body: JSON.stringify({ input }),
-  });
-  const prediction = await response.json();
+  const prediction = await client.predictions.create({ model, input, wait: true });
   if (prediction.status !== "succeeded")
     throw new Error(`${model}: ${prediction.status} ${prediction.error ?? prediction.detail ?? ""}`);
   const output = prediction.output;
@@ -416,7 +415,7 @@ for (const r of results) {
     value: Math.round(ratio * 1000) / 1000,
     target: "≤ 1.03× the library called directly (full API path)",
     pass,
-    detail: `API path ${r.api.toFixed(1)} ms vs direct ${r.direct.toFixed(1)} ms; predictor in process ${r.predictor.toFixed(1)} ms (${r.predictorRatio.toFixed(3)}×); value is the median of per-round ratios, ${r.rounds} rounds; file outputs: ${values["file-outputs"] === "auto" ? "the server's default (≤ 1 MB inline as a data URI, decoded by the client)" : "downloaded from their URLs"}`,
+    detail: `API path ${r.api.toFixed(1)} ms vs direct ${r.direct.toFixed(1)} ms; predictor in process ${r.predictor.toFixed(1)} ms (${r.predictorRatio.toFixed(3)}×); value is the median of per-round ratios, ${r.rounds} rounds; client: the SDK's predictions.create with wait; file outputs: ${values["file-outputs"] === "auto" ? "the server's default (≤ 1 MB inline as a data URI, decoded by the client)" : "downloaded from their URLs"}`,
   });
   console.log(
     `${r.model.padEnd(20)}${r.direct.toFixed(1).padStart(9)}   ${r.predictor.toFixed(1).padStart(12)}   ${r.api.toFixed(1).padStart(6)}   ${ratio.toFixed(3).padStart(9)}   ≤ 1.03   ${pass ? "PASS" : "FAIL"}`,
