@@ -66,6 +66,11 @@ async function removeScratch(dir: string): Promise<void> {
 
 const LEASE_MS = 60_000;
 const FLUSH_INTERVAL_MS = 100;
+/**
+ * How long a run's start (status processing, started_at, attempt) may wait to be written with the run's
+ * next write: a prediction that ends within it is written once, where it took two commits.
+ */
+const START_WRITE_DELAY_MS = 5;
 const WEBHOOK_THROTTLE_MS = 500;
 
 interface RunState {
@@ -86,6 +91,15 @@ interface RunState {
   streamedFiles: WeakMap<FileValue, Promise<string>>;
   outputs: Promise<void>;
   outputsQueued: number;
+  /** The run's start, not written yet (see START_WRITE_DELAY_MS). */
+  pendingStart?: PendingStart | undefined;
+}
+
+interface PendingStart {
+  patch: PredictionPatch;
+  /** The attempt the row holds until the start is written: the fence of that write. */
+  previousAttempt: number;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /**
@@ -289,6 +303,7 @@ export class Director {
     const completeAlongside = queue.commitsWithStore ? complete : undefined;
     let scratchDir: string | undefined;
     let result: RunResult;
+    let started: PendingStart | undefined;
     try {
       // Not created here: run() creates it only for versions with file inputs or outputs (a mkdtemp and
       // a recursive rm cost more CPU than the rest of a small prediction's server-side work).
@@ -311,19 +326,29 @@ export class Director {
         result = { status: "canceled" };
       }
       await state.outputs;
+      // A start not written yet goes into the final update.
+      started = takePendingStart(state);
       await state.flushing;
       finishing = true;
-      await this.finish(state.record, state.attempt, result, state, completeAlongside);
+      await this.finish(
+        state.record,
+        started?.previousAttempt ?? state.attempt,
+        result,
+        state,
+        completeAlongside,
+        started,
+      );
     } catch (error) {
       await this.finish(
         state.record,
-        state.attempt,
+        started?.previousAttempt ?? state.attempt,
         {
           status: "failed",
           error: `Could not store the prediction's output: ${error instanceof Error ? error.message : String(error)}`,
         },
         undefined,
         completeAlongside,
+        started,
       ).catch(() => undefined);
     } finally {
       unsubscribe();
@@ -425,21 +450,31 @@ export class Director {
       started_at: state.startedAt,
       attempt: state.attempt,
     };
-    state.flushing = state.flushing.then(async () => {
-      const updated = await this.ctx.store.updatePrediction(
-        state.record.id,
-        patch,
-        { statuses: ["starting"], attempt: previousAttempt },
-        undefined,
-        state.record,
-      );
-      if (!updated) {
-        state.controller.abort(); // canceled before it started
-        return;
-      }
-      state.record = updated;
-      await this.ctx.bus.publish(predictionChannel(updated.id), { type: "status", status: "processing" });
-    });
+    // Written with the run's next write (a flush of its output, or its final update), or alone after
+    // START_WRITE_DELAY_MS. A cancel meanwhile still reaches the run: it publishes `done` on the bus.
+    const timer = setTimeout(() => {
+      state.flushing = state.flushing.then(() => this.writeStart(state)).catch(() => undefined);
+    }, START_WRITE_DELAY_MS);
+    timer.unref();
+    state.pendingStart = { patch, previousAttempt, timer };
+  }
+
+  private async writeStart(state: RunState): Promise<void> {
+    const start = takePendingStart(state);
+    if (!start) return;
+    const updated = await this.ctx.store.updatePrediction(
+      state.record.id,
+      start.patch,
+      { statuses: ["starting"], attempt: start.previousAttempt },
+      undefined,
+      state.record,
+    );
+    if (!updated) {
+      state.controller.abort(); // canceled before it started
+      return;
+    }
+    state.record = updated;
+    await this.ctx.bus.publish(predictionChannel(updated.id), { type: "status", status: "processing" });
   }
 
   private scheduleFlush(state: RunState): void {
@@ -452,12 +487,14 @@ export class Director {
 
   /** Writes the output and logs so far, with throttled output/logs webhooks in the same transaction. */
   private async flush(state: RunState): Promise<void> {
-    if (!state.dirty || state.record.status !== "processing") {
+    if (!state.dirty || (state.record.status !== "processing" && !state.pendingStart)) {
       state.dirty = false;
       return;
     }
     state.dirty = false;
-    const patch: PredictionPatch = { logs: state.logs };
+    // A start not written yet goes with this write.
+    const start = takePendingStart(state);
+    const patch: PredictionPatch = { ...start?.patch, logs: state.logs };
     if (state.output.length > 0) patch.output = [...state.output];
     const merged: PredictionRecord = { ...state.record, ...patch };
     const outbox: OutboxInsert[] = [];
@@ -475,17 +512,23 @@ export class Director {
     const updated = await this.ctx.store.updatePrediction(
       state.record.id,
       patch,
-      { statuses: ["processing"], attempt: state.attempt },
+      start
+        ? { statuses: ["starting"], attempt: start.previousAttempt }
+        : { statuses: ["processing"], attempt: state.attempt },
       outbox,
       state.record,
     );
     if (updated) state.record = updated;
-    if (outbox.length > 0) this.hooks.onOutbox?.();
+    else if (start) state.controller.abort(); // canceled before it started
+    if (updated && outbox.length > 0) this.hooks.onOutbox?.();
+    if (updated && start)
+      await this.ctx.bus.publish(predictionChannel(updated.id), { type: "status", status: "processing" });
   }
 
   /**
    * The single terminal transition of a prediction, fenced so that it happens at most once. `alongside`
-   * is called in the turn the update is written, for a write that belongs in its transaction.
+   * is called in the turn the update is written, for a write that belongs in its transaction; `started`, a
+   * start not written yet, is written with it (`attempt` is then the attempt the row still holds).
    */
   async finish(
     record: PredictionRecord,
@@ -493,11 +536,12 @@ export class Director {
     result: RunResult | { status: "aborted" },
     state?: RunState,
     alongside?: () => void,
+    started?: PendingStart,
   ): Promise<PredictionRecord | undefined> {
     const now = this.ctx.now();
     const completedAt = now.toISOString();
     const status: PredictionStatus = result.status;
-    const patch: PredictionPatch = { status, completed_at: completedAt };
+    const patch: PredictionPatch = { ...started?.patch, status, completed_at: completedAt };
     if (state) patch.logs = state.logs;
     if (result.status === "failed") patch.error = result.error;
     // Output files' records are inserted with this update, in its transaction.
@@ -523,7 +567,7 @@ export class Director {
         files,
       );
     }
-    const startedAt = state?.startedAt ?? record.started_at;
+    const startedAt = state?.startedAt ?? started?.patch.started_at ?? record.started_at;
     const metrics: Record<string, unknown> = { ...(record.metrics ?? {}) };
     if ("metrics" in result && result.metrics) Object.assign(metrics, result.metrics);
     if (startedAt) metrics.predict_time = (now.getTime() - Date.parse(startedAt)) / 1000;
@@ -551,4 +595,14 @@ export class Director {
     });
     return updated;
   }
+}
+
+/** Takes a run's start that is not written yet, for the write that is about to carry it. */
+function takePendingStart(state: RunState): PendingStart | undefined {
+  const start = state.pendingStart;
+  if (start) {
+    clearTimeout(start.timer);
+    state.pendingStart = undefined;
+  }
+  return start;
 }

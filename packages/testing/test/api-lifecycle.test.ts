@@ -90,6 +90,70 @@ describe("Prefer: wait", () => {
   });
 });
 
+describe("a run's start", () => {
+  it(
+    "is written with the final update when the run ends at once, and alone when it runs on",
+    inProcessOnly("records the store's prediction updates inside the server"),
+    async () => {
+      const { store } = server.server.ctx;
+      const update = store.updatePrediction;
+      const patches = new Map<string, Record<string, unknown>[]>();
+      store.updatePrediction = (...args: Parameters<typeof update>) => {
+        const [id, patch] = args;
+        patches.set(id, [...(patches.get(id) ?? []), patch as Record<string, unknown>]);
+        return update.apply(store, args);
+      };
+      try {
+        // A start and an end a few milliseconds apart: one write, where there were two. A machine slow
+        // enough to space them by more than that writes the start alone, so this asks for one of ten.
+        const quick: Record<string, unknown>[] = [];
+        for (let i = 0; i < 10; i++) {
+          const res = await api(
+            "POST",
+            "/predictions",
+            { version: "replicate/hello-world", input: { text: `once ${i}` } },
+            { prefer: "wait" },
+          );
+          assert.equal(res.json.status, "succeeded");
+          assert.equal(typeof res.json.started_at, "string", "the start is recorded either way");
+          assert.equal(typeof (res.json.metrics as { predict_time?: unknown }).predict_time, "number");
+          quick.push(res.json);
+        }
+        const writes = quick.map((p) => patches.get(p.id as string) ?? []);
+        const once = writes.filter((list) => list.length === 1);
+        assert.ok(
+          once.length >= 1,
+          `updates per prediction: ${writes.map((list) => list.length).join(", ")}`,
+        );
+        for (const [only] of once) {
+          assert.equal(only?.status, "succeeded");
+          assert.equal(only?.attempt, 1);
+          assert.equal(typeof only?.started_at, "string");
+        }
+
+        // A run that goes on shows as processing long before its first output (the start written alone).
+        const created = Date.now();
+        const slow = await api("POST", "/predictions", {
+          version: "replicant/stream-test",
+          input: { tokens: 1, delay_ms: 2_000 },
+        });
+        let seen = slow.json;
+        while (seen.status !== "processing" && Date.now() - created < 1_500) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          seen = (await api("GET", `/predictions/${slow.json.id as string}`)).json;
+        }
+        assert.equal(seen.status, "processing", "processing before its first output");
+        assert.equal(typeof seen.started_at, "string");
+        assert.equal(seen.output, null);
+        await api("POST", `/predictions/${slow.json.id as string}/cancel`);
+        assert.equal((await waitTerminal(slow.json.id as string)).status, "canceled");
+      } finally {
+        store.updatePrediction = update;
+      }
+    },
+  );
+});
+
 describe("Cancel-After", () => {
   it("a prediction still queued at its deadline is aborted; one running is canceled", async () => {
     const busy = await startTestServer({ workerConcurrency: 1 });
