@@ -17,6 +17,12 @@ export const CLIENT_CORE = process.env.BENCH_CLIENT_CORE ?? (cpus().length > 1 ?
 // --quick: one round, to stay under 3 minutes on a slow day (a smoke check; the full run alternates 3).
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 export const WARMUP_S = Number(process.env.BENCH_WARMUP ?? (QUICK ? 1 : 2));
+/**
+ * The warm-up of a c=1 (latency) run. A fresh server's JIT needs thousands of requests to reach its steady
+ * state, which c=1 gives slowly: R2's server answered hello-world at c=1 with a p50 of 2.67 ms in its first
+ * 3 s, 2.26 ms in the next 3 and 1.1–1.5 ms from 9 s on (V8 still compiling, and running unoptimized code).
+ */
+export const LATENCY_WARMUP_S = Number(process.env.BENCH_LATENCY_WARMUP ?? (QUICK ? 2 : 10));
 export const DURATION_S = Number(process.env.BENCH_DURATION ?? (QUICK ? 2 : 5));
 
 export function log(...args) {
@@ -236,7 +242,8 @@ export async function measureFresh(variant, request) {
   const proc = await startProcess(variant.script, variant.args ?? []);
   try {
     const target = typeof request === "function" ? request(proc.ready) : request;
-    if (WARMUP_S > 0) await wrk(target.url, { ...target, seconds: WARMUP_S });
+    const warmup = (target.connections ?? 50) <= 1 ? Math.max(WARMUP_S, LATENCY_WARMUP_S) : WARMUP_S;
+    if (warmup > 0) await wrk(target.url, { ...target, seconds: warmup });
     const cpuBefore = proc.cpuSeconds();
     const result = await wrk(target.url, target);
     const cpu = proc.cpuSeconds() - cpuBefore;
