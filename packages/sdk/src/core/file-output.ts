@@ -49,16 +49,34 @@ interface DownloadState {
 }
 
 /**
+ * FileOutput's base class until its first instance: then `ReadableStream`. Reading that global makes Node load
+ * its web streams, ~4 ms of every import of the SDK (R6 in docs/performance.md) though most programs never
+ * make a FileOutput; a class's `super()` and prototype chain are looked up when used, so every instance is
+ * a real ReadableStream.
+ */
+const StreamBase = function ReadableStreamOnFirstUse() {} as unknown as new (
+  source: UnderlyingDefaultSource<Uint8Array>,
+  strategy: QueuingStrategy<Uint8Array>,
+) => ReadableStream<Uint8Array>;
+
+function useReadableStreamBase(): void {
+  if (Object.getPrototypeOf(FileOutput) === ReadableStream) return;
+  Object.setPrototypeOf(FileOutput, ReadableStream);
+  Object.setPrototypeOf(FileOutput.prototype, ReadableStream.prototype);
+}
+
+/**
  * A file produced by a model. Nothing is downloaded until you read it: `blob()`, `text()`, `arrayBuffer()`,
  * `bytes()`, reading it as a Web `ReadableStream` (it is one), or `for await` over its chunks. `blob()` caches,
  * so reading twice downloads once. `toJSON()` and `toString()` give the URL, so `JSON.stringify(output)` and
  * template strings show where the file is. `data:` URIs are decoded locally, with no request.
  */
-export class FileOutput extends ReadableStream<Uint8Array> {
+export class FileOutput extends StreamBase {
   readonly url: FileUrl;
   readonly #state: DownloadState;
 
   constructor(url: string, options: FileOutputOptions = {}) {
+    useReadableStreamBase();
     const state: DownloadState = {
       href: url,
       options,
