@@ -360,7 +360,7 @@ export class Replicant {
         }
       }
       if (response instanceof BufferedAnswer)
-        throw APIError.fromResponse(summary, response.toResponse(), response.text);
+        throw APIError.fromResponse(summary, response.toResponse(), response.bodyText);
       const text = await response.text().catch(() => "");
       throw APIError.fromResponse(summary, response, text);
     }
@@ -1097,7 +1097,7 @@ function isRawBody(value: unknown): value is BodyInit {
 
 async function parseBody<T>(response: Response | BufferedAnswer): Promise<T> {
   if (response.status === 204 || response.status === 205) return undefined as T;
-  const text = response instanceof BufferedAnswer ? response.text : await response.text();
+  const text = response instanceof BufferedAnswer ? response.bodyText : await response.text();
   if (!text) return undefined as T;
   const type = response.headers.get("content-type") ?? "";
   if (type.includes("json")) return JSON.parse(text) as T;

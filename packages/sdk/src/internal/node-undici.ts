@@ -100,7 +100,7 @@ export class BufferedAnswer {
   constructor(
     readonly status: number,
     readonly headers: Headers,
-    readonly text: string,
+    readonly bodyText: string,
   ) {}
 
   get ok(): boolean {
@@ -109,7 +109,7 @@ export class BufferedAnswer {
 
   toResponse(): Response {
     const empty = this.status === 204 || this.status === 205 || this.status === 304;
-    return new Response(empty ? null : this.text, { status: this.status, headers: this.headers });
+    return new Response(empty ? null : this.bodyText, { status: this.status, headers: this.headers });
   }
 }
 
