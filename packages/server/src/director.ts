@@ -339,6 +339,7 @@ export class Director {
         started,
       );
     } catch (error) {
+      started ??= takePendingStart(state);
       await this.finish(
         state.record,
         started?.previousAttempt ?? state.attempt,
