@@ -35,7 +35,7 @@ function globalDispatcher(): ComposableDispatcher | undefined {
 }
 
 let checkedFetch: unknown;
-let checkedIsNodes = false;
+let checkedIsNodeOwn = false;
 
 /**
  * True when `candidate` is Node's own fetch (a lazy loader of its bundled undici), not one a test library or
@@ -44,11 +44,11 @@ let checkedIsNodes = false;
 export function isNodeOwnFetch(candidate: unknown): boolean {
   if (candidate !== checkedFetch) {
     checkedFetch = candidate;
-    checkedIsNodes =
+    checkedIsNodeOwn =
       typeof candidate === "function" &&
       Function.prototype.toString.call(candidate).includes("internal/deps/undici/undici");
   }
-  return checkedIsNodes;
+  return checkedIsNodeOwn;
 }
 
 const composed = new WeakMap<object, Map<number, ComposableDispatcher>>();
