@@ -118,6 +118,7 @@ export class Director {
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
   private unsubscribeQueue: (() => void) | undefined;
+  private stopTakingOnEnqueue: (() => void) | undefined;
   /** A private (0700, random name) directory holding the runs' scratch directories. */
   private scratchRoot: Promise<string> | undefined;
   private scratchSeq = 0;
@@ -139,6 +140,14 @@ export class Director {
       if (queue === DEADLINES_QUEUE) this.deadlinesMaybeDue = true;
       this.pump();
     });
+    // Embedded: a prediction is leased in its insert's transaction when a slot is free (one commit and
+    // two turns of the event loop fewer before it runs).
+    this.stopTakingOnEnqueue = this.ctx.queue.leaseOnEnqueue?.(PREDICTIONS_QUEUE, {
+      workerId: this.workerId,
+      leaseMs: LEASE_MS,
+      capacity: () => (this.closed ? 0 : this.ctx.config.workerConcurrency - this.leased),
+      take: (jobs) => this.startJobs(jobs),
+    });
     this.timer = setInterval(() => {
       // Announcements are best effort (scale-out): look at the deadlines at least once a second.
       this.deadlinesMaybeDue = true;
@@ -155,6 +164,7 @@ export class Director {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.unsubscribeQueue?.();
+    this.stopTakingOnEnqueue?.();
     for (const state of this.running.values()) state.controller.abort();
     const deadline = Date.now() + 5000;
     while (this.leased > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -223,20 +233,32 @@ export class Director {
         for (const job of deadlines) await this.applyDeadline(job);
         const free = this.ctx.config.workerConcurrency - this.leased;
         if (free <= 0) break;
-        const jobs = await this.ctx.queue.lease(PREDICTIONS_QUEUE, this.workerId, LEASE_MS, free);
-        // Counted now, not when execute() reaches `running` after its first await, so the next turn of
-        // this loop does not lease past the concurrency limit.
-        this.leased += jobs.length;
-        for (const job of jobs) {
-          void this.execute(job).finally(() => {
-            this.leased--;
-            this.pump();
-          });
+        // Held while the lease is written: a lease taken on enqueue in the same transaction must not
+        // count these slots again.
+        this.leased += free;
+        let jobs: LeasedJob[];
+        try {
+          jobs = await this.ctx.queue.lease(PREDICTIONS_QUEUE, this.workerId, LEASE_MS, free);
+        } finally {
+          this.leased -= free;
         }
+        this.startJobs(jobs);
         if (jobs.length === free || deadlines.length === 100) this.pumpAgain = true;
       } while (this.pumpAgain && !this.closed);
     } catch (error) {
       if (!this.closed) console.error("director: lease failed:", error);
+    }
+  }
+
+  private startJobs(jobs: LeasedJob[]): void {
+    // Counted now, not when execute() reaches `running` after its first await, so the next lease does
+    // not go past the concurrency limit.
+    this.leased += jobs.length;
+    for (const job of jobs) {
+      void this.execute(job).finally(() => {
+        this.leased--;
+        this.pump();
+      });
     }
   }
 

@@ -197,6 +197,82 @@ describe("embedded backends, beyond the contract", () => {
     }
   });
 
+  it("leases a job for its taker in the transaction that enqueues it, and announces only the rest", async () => {
+    const { dir, remove } = await tempDir();
+    const opened = openSqlite(join(dir, "replicant.db"), "normal");
+    const store = new KyselyStore(opened.kysely, { dialect: "sqlite", sqlite: opened.db });
+    await store.migrate();
+    const queue = new SqliteJobQueue(opened.db, { sharesConnectionWithStore: true, pollMs: 0 });
+    const { GroupCommitter } = (await import(
+      new URL("../../../server/dist/src/backends/group-commit.js", import.meta.url).href
+    )) as typeof import("../../server/src/backends/group-commit.js");
+    let batches = 0;
+    const stopCounting = GroupCommitter.for(opened.db).onBeforeCommit(() => {
+      batches++;
+      return undefined;
+    });
+    const announced: string[] = [];
+    queue.onAvailable((name) => announced.push(name));
+    let capacity = 1;
+    const taken: { id: string; token: string; attempts: number }[] = [];
+    const stopTaking = queue.leaseOnEnqueue("predictions", {
+      workerId: "w",
+      leaseMs: 60_000,
+      capacity: () => capacity,
+      take: (jobs) => {
+        taken.push(...jobs);
+        capacity -= jobs.length;
+      },
+    });
+    try {
+      const account = makeAccount();
+      await store.createAccount(account);
+      const first = makePrediction(account);
+      batches = 0;
+      let enqueueSettled = false;
+      const enqueued = queue.enqueue({ id: first.id, queue: "predictions" }).then(() => {
+        enqueueSettled = true;
+      });
+      await Promise.all([store.insertPrediction(first), enqueued]);
+      assert.equal(batches, 1, "the record, its job and its lease in one transaction");
+      assert.deepEqual(
+        taken.map((job) => [job.id, job.attempts]),
+        [[first.id, 1]],
+      );
+      assert.equal(enqueueSettled, true);
+      assert.deepEqual(await queue.counts("predictions"), { waiting: 0, active: 1 });
+      assert.deepEqual(announced, [], "a job taken on enqueue is not announced");
+      assert.equal(await queue.complete(first.id, taken[0]?.token ?? ""), true, "its lease token holds");
+
+      // No slot free: the job waits and is announced; a delayed job is never taken on enqueue.
+      capacity = 0;
+      await queue.enqueue({ id: "full", queue: "predictions" });
+      capacity = 5;
+      await queue.enqueue({ id: "later", queue: "predictions", delayMs: 60_000 });
+      assert.equal(taken.length, 1);
+      assert.deepEqual(announced, ["predictions"]);
+      // The next enqueue with slots free takes the older waiting job first, as any lease does.
+      await queue.enqueue({ id: "next", queue: "predictions" });
+      assert.deepEqual(
+        taken.slice(1).map((job) => job.id),
+        ["full", "next"],
+      );
+      assert.deepEqual(announced, ["predictions"]);
+      // Another queue, and this one once the taker is gone, announce as before.
+      await queue.enqueue({ id: "other", queue: "deadlines" });
+      stopTaking();
+      await queue.enqueue({ id: "after", queue: "predictions" });
+      assert.equal(taken.length, 3);
+      assert.deepEqual(announced, ["predictions", "deadlines", "predictions"]);
+      assert.deepEqual(await queue.counts("predictions"), { waiting: 2, active: 2 });
+    } finally {
+      stopCounting();
+      await queue.close();
+      await store.close();
+      await remove();
+    }
+  });
+
   it("checkpoints the WAL from its own thread, with the connection's own checkpoints off until it stops", async () => {
     const { dir, remove } = await tempDir();
     const path = join(dir, "replicant.db");

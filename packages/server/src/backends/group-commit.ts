@@ -6,6 +6,12 @@ interface PendingWrite {
   reject: (error: unknown) => void;
 }
 
+/**
+ * Work at the end of a batch's transaction, before its COMMIT. It returns what to call once the batch has
+ * settled (true: committed; false: rolled back), or nothing.
+ */
+export type BeforeCommit = () => ((committed: boolean) => void) | undefined;
+
 const committers = new WeakMap<BetterSqlite3.Database, GroupCommitter>();
 
 /**
@@ -17,20 +23,38 @@ const committers = new WeakMap<BetterSqlite3.Database, GroupCommitter>();
 export class GroupCommitter {
   private pending: PendingWrite[] = [];
   private flushScheduled = false;
+  private readonly beforeCommits = new Set<BeforeCommit>();
+  /** What the batch being written asked to be told once it settles. */
+  private settling: ((committed: boolean) => void)[] = [];
   private readonly batch: BetterSqlite3.Transaction<
     (writes: PendingWrite[]) => { ok: boolean; value: unknown }[]
   >;
 
   private constructor(db: BetterSqlite3.Database) {
-    this.batch = db.transaction((writes: PendingWrite[]) =>
-      writes.map((write) => {
+    this.batch = db.transaction((writes: PendingWrite[]) => {
+      const outcomes = writes.map((write) => {
         try {
           return { ok: true, value: write.work() };
         } catch (error) {
           return { ok: false, value: error };
         }
-      }),
-    );
+      });
+      for (const beforeCommit of this.beforeCommits) {
+        try {
+          const settled = beforeCommit();
+          if (settled) this.settling.push(settled);
+        } catch {
+          // Its own statement failed (and, being one statement, changed nothing): the batch still commits.
+        }
+      }
+      return outcomes;
+    });
+  }
+
+  /** Runs `work` at the end of every batch's transaction, before its COMMIT. Returns its removal. */
+  onBeforeCommit(work: BeforeCommit): () => void {
+    this.beforeCommits.add(work);
+    return () => this.beforeCommits.delete(work);
   }
 
   /** The connection's committer, shared by everything that writes through it. */
@@ -64,14 +88,29 @@ export class GroupCommitter {
       outcomes = this.batch.immediate(writes);
     } catch (error) {
       // BEGIN or COMMIT failed (busy, I/O, closed): nothing of this batch is committed.
+      this.settle(false);
       for (const write of writes) write.reject(error);
       return;
     }
+    this.settle(true);
     for (let i = 0; i < writes.length; i++) {
       const outcome = outcomes[i] as { ok: boolean; value: unknown };
       const write = writes[i] as PendingWrite;
       if (outcome.ok) write.resolve(outcome.value);
       else write.reject(outcome.value);
+    }
+  }
+
+  private settle(committed: boolean): void {
+    const settling = this.settling;
+    this.settling = [];
+    for (const settled of settling) {
+      try {
+        settled(committed);
+      } catch (error) {
+        // The batch's own writes are settled below whatever a listener does.
+        console.error("group commit: a listener failed:", error);
+      }
     }
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type BetterSqlite3 from "better-sqlite3";
 import { GroupCommitter } from "./group-commit.js";
-import type { EnqueueOptions, JobQueue, LeasedJob } from "./types.js";
+import type { EnqueueOptions, EnqueueTaker, JobQueue, LeasedJob } from "./types.js";
 
 export interface SqliteJobQueueOptions {
   /** Table name, so that several queues can share a file. Default `jobs`. */
@@ -55,6 +55,13 @@ export class SqliteJobQueue implements JobQueue {
   private closed = false;
   private readonly committer: GroupCommitter;
   readonly commitsWithStore: boolean;
+  /** Per queue, who leases its jobs in the transaction that enqueues them (leaseOnEnqueue). */
+  private readonly takers = new Map<string, EnqueueTaker>();
+  /** Jobs enqueued, without a delay, on a queue with a taker, in the batch being written. */
+  private enqueuedInBatch: { id: string; queue: string }[] = [];
+  /** Of those, the ones leased in their own transaction: their enqueue announces nothing. */
+  private readonly takenOnEnqueue = new Set<string>();
+  private removeBeforeCommit: (() => void) | undefined;
 
   constructor(
     private readonly db: BetterSqlite3.Database,
@@ -169,23 +176,79 @@ export class SqliteJobQueue implements JobQueue {
     const now = this.now();
     const delay = Math.max(0, job.delayMs ?? 0);
     const availableAt = now + delay;
-    const inserted = await this.write(
-      () => this.statements.enqueue.run(job.id, job.queue, job.priority ?? 0, availableAt, now).changes > 0,
-    );
+    const inserted = await this.write(() => {
+      const changed =
+        this.statements.enqueue.run(job.id, job.queue, job.priority ?? 0, availableAt, now).changes > 0;
+      if (changed && delay === 0 && this.takers.has(job.queue))
+        this.enqueuedInBatch.push({ id: job.id, queue: job.queue });
+      return changed;
+    });
     if (!inserted) return;
+    if (this.takenOnEnqueue.delete(job.id)) return;
     if (delay === 0) this.emit(job.queue);
     else this.scheduleDue(availableAt);
   }
 
   async lease(queue: string, workerId: string, leaseMs: number, limit: number): Promise<LeasedJob[]> {
     if (!(limit > 0)) return [];
+    return this.write(() => this.leaseNow(queue, workerId, leaseMs, limit));
+  }
+
+  /** The lease statement, in the caller's transaction. */
+  private leaseNow(queue: string, workerId: string, leaseMs: number, limit: number): LeasedJob[] {
     const now = this.now();
     const token = randomBytes(16).toString("base64url");
     const lease = this.leaseStatement(Math.min(Math.floor(limit), MAX_LEASE));
-    const rows = await this.write(() => lease.all(token, workerId, now + leaseMs, queue, now));
+    const rows = lease.all(token, workerId, now + leaseMs, queue, now);
     // RETURNING order is unspecified.
     rows.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
     return rows.map((row) => ({ id: row.id, queue: row.queue, token: row.token, attempts: row.attempts }));
+  }
+
+  leaseOnEnqueue(queue: string, taker: EnqueueTaker): () => void {
+    if (!this.commitsWithStore) return () => undefined;
+    this.takers.set(queue, taker);
+    this.removeBeforeCommit ??= this.committer.onBeforeCommit(() => this.leaseEnqueued());
+    return () => {
+      if (this.takers.get(queue) === taker) this.takers.delete(queue);
+    };
+  }
+
+  /**
+   * At the end of a batch that enqueued jobs for a taker: leases for it in that transaction (older
+   * waiting jobs first, as any lease), and hands the jobs over once it commits.
+   */
+  private leaseEnqueued(): ((committed: boolean) => void) | undefined {
+    if (this.enqueuedInBatch.length === 0) return undefined;
+    const enqueued = this.enqueuedInBatch;
+    this.enqueuedInBatch = [];
+    if (this.closed) return undefined;
+    const handOvers: { taker: EnqueueTaker; jobs: LeasedJob[] }[] = [];
+    const taken: string[] = [];
+    for (const queue of new Set(enqueued.map((job) => job.queue))) {
+      const taker = this.takers.get(queue);
+      const capacity = taker ? Math.floor(taker.capacity()) : 0;
+      if (!taker || !(capacity > 0)) continue;
+      let jobs: LeasedJob[];
+      try {
+        jobs = this.leaseNow(queue, taker.workerId, taker.leaseMs, capacity);
+      } catch {
+        continue; // one statement: nothing leased; the jobs are announced and wait for a lease
+      }
+      if (jobs.length === 0) continue;
+      handOvers.push({ taker, jobs });
+      const ids = new Set(jobs.map((job) => job.id));
+      for (const job of enqueued) if (ids.has(job.id)) taken.push(job.id);
+    }
+    for (const id of taken) this.takenOnEnqueue.add(id);
+    if (handOvers.length === 0) return undefined;
+    return (committed) => {
+      if (!committed) {
+        for (const id of taken) this.takenOnEnqueue.delete(id);
+        return;
+      }
+      for (const { taker, jobs } of handOvers) taker.take(jobs);
+    };
   }
 
   async complete(id: string, token: string): Promise<boolean> {
@@ -236,6 +299,9 @@ export class SqliteJobQueue implements JobQueue {
     // The database belongs to the caller (it is shared with the store); only our timers stop.
     this.closed = true;
     this.listeners.clear();
+    this.takers.clear();
+    this.removeBeforeCommit?.();
+    this.removeBeforeCommit = undefined;
     this.stopPolling();
     if (this.dueTimer !== undefined) clearTimeout(this.dueTimer);
     this.dueTimer = undefined;

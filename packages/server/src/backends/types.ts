@@ -385,7 +385,22 @@ export interface JobQueue {
   counts(queue: string): Promise<{ waiting: number; active: number }>;
   /** Called (at least) when a job may have become available on a queue, in this process or another. */
   onAvailable(listener: (queue: string) => void): () => void;
+  /**
+   * Where the queue can (the embedded backend), a job enqueued on `queue` without a delay is leased for
+   * `taker` in the transaction that enqueues it, so that it needs no lease transaction of its own; a job
+   * taken so is not announced to onAvailable. Returns the removal. Absent: jobs wait for a lease.
+   */
+  leaseOnEnqueue?(queue: string, taker: EnqueueTaker): () => void;
   close(): Promise<void>;
+}
+
+export interface EnqueueTaker {
+  workerId: string;
+  leaseMs: number;
+  /** How many jobs it takes now; asked inside the transaction, so it must not wait. */
+  capacity(): number;
+  /** The jobs leased for it, once their transaction has committed. */
+  take(jobs: LeasedJob[]): void;
 }
 
 // ---------------------------------------------------------------------------------------------
