@@ -215,9 +215,14 @@ export class PredictionService {
     destination: string | null = null,
   ): Promise<CreateResult> {
     const { store, queue, now } = this.ctx;
-    const requestHash = createHash("sha256")
-      .update(JSON.stringify([target, body, kind, destination]))
-      .digest("hex");
+    // Only a request with an Idempotency-Key is compared with an earlier one (the body may hold a
+    // megabyte of data URI: hashing it for nothing is not free).
+    const requestHash =
+      options.idempotencyKey === undefined
+        ? ""
+        : createHash("sha256")
+            .update(JSON.stringify([target, body, kind, destination]))
+            .digest("hex");
     if (options.idempotencyKey !== undefined) {
       const replay = await this.replay(account, options.idempotencyKey, requestHash);
       if (replay) return replay;
