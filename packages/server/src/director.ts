@@ -93,6 +93,8 @@ interface RunState {
   outputsQueued: number;
   /** The run's start, not written yet (see START_WRITE_DELAY_MS). */
   pendingStart?: PendingStart | undefined;
+  /** A replay for readers that joined late is due this turn. */
+  replayScheduled?: boolean;
 }
 
 interface PendingStart {
@@ -311,6 +313,7 @@ export class Director {
       // Canceled by the API (or a deadline) while running: stop the predictor. Our own done event needs
       // no abort (an abort costs a DOMException with its stack trace).
       if (event.type === "done" && !finishing) state.controller.abort();
+      else if (event.type === "replay") this.replay(state);
     });
     const timeout = setTimeout(() => {
       state.timedOut = true;
@@ -443,6 +446,23 @@ export class Director {
     void this.ctx.bus.publish(predictionChannel(state.record.id), { type: "output", index, value });
     state.pendingWebhook.output = true;
     this.scheduleFlush(state);
+  }
+
+  /**
+   * What the run has produced so far, for readers that joined late (see the `replay` event): once a turn
+   * of the event loop however many joined in it, as every reader of the run receives it.
+   */
+  private replay(state: RunState): void {
+    if (state.replayScheduled) return;
+    state.replayScheduled = true;
+    setImmediate(() => {
+      state.replayScheduled = false;
+      const channel = predictionChannel(state.record.id);
+      if (state.output.length > 0)
+        void this.ctx.bus.publish(channel, { type: "outputs", index: 0, values: [...state.output] });
+      if (state.logs !== "")
+        void this.ctx.bus.publish(channel, { type: "logs", offset: 0, text: state.logs });
+    });
   }
 
   private versionUsesFiles(version: VersionRecord): boolean {

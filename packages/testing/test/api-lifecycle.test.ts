@@ -305,6 +305,44 @@ describe("streaming", () => {
     assert.equal(b.at(-1)?.event, "done");
     assert.ok(b.some((e) => e.event === "logs"));
   });
+  it("a client that joins a running prediction gets its output so far at once, not at the next flush", async () => {
+    // Token 1 at ~400 ms, token 2 at ~800 ms. The store holds token 1 only from its flush (100 ms later);
+    // a client that joined in between used to see nothing until token 2 showed the gap.
+    const res = await api("POST", "/predictions", {
+      version: "replicant/stream-test",
+      input: { tokens: 2, delay_ms: 400 },
+    });
+    const url = (res.json.urls as { stream: string }).stream;
+    const probe = await fetch(url, { headers: { accept: "text/event-stream" } });
+    const probeReader = probe.body!.getReader();
+    const decoder = new TextDecoder();
+    let seen = "";
+    while (!seen.includes("event: output")) {
+      const { value, done } = await probeReader.read();
+      if (done) break;
+      seen += decoder.decode(value, { stream: true });
+    }
+    await probeReader.cancel();
+    const joined = performance.now();
+    let firstOutputMs = Number.NaN;
+    const response = await fetch(url, { headers: { accept: "text/event-stream" } });
+    const reader = response.body!.getReader();
+    let text = "";
+    while (!text.includes("event: done")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      if (Number.isNaN(firstOutputMs) && text.includes("event: output"))
+        firstOutputMs = performance.now() - joined;
+    }
+    const outputs = text
+      .split("\n\n")
+      .filter((block) => block.startsWith("event: output"))
+      .map((block) => block.split("data: ")[1]);
+    assert.deepEqual(outputs, ["token-1 ", "token-2 "]);
+    assert.match(text, /event: logs\nid: 1:\d+\ndata: emitting token 1/);
+    assert.ok(firstOutputMs < 200, `the first output came ${firstOutputMs.toFixed(0)} ms after joining`);
+  });
   it("resumes from Last-Event-ID without repeating events", async () => {
     const res = await api("POST", "/predictions", {
       version: "replicant/stream-test",

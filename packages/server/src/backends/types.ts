@@ -442,6 +442,12 @@ export type PredictionEvent =
   /** Consecutive output items from `index` that arrived together (one runner batch): one event, not one each. */
   | { type: "outputs"; index: number; values: unknown[] }
   | { type: "logs"; offset: number; text: string }
+  /**
+   * A reader that joined a running prediction asks the director running it to publish what the run has
+   * produced so far (an `outputs` event from index 0 and a `logs` event from offset 0): the store holds it
+   * only after the run's next flush, up to 100 ms later.
+   */
+  | { type: "replay" }
   /** `record`, when given, is the prediction as stored by this transition (saves waiters a read). */
   | { type: "done"; status: PredictionStatus; error: string | null; record?: PredictionRecord };
 

@@ -91,9 +91,14 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
       const buffered: PredictionEvent[] = [];
       let live: ((event: PredictionEvent) => void) | undefined;
       const unsubscribe = await ctx.bus.subscribe(predictionChannel(id), (event) => {
+        if (event.type === "replay") return;
         if (live) live(event);
         else buffered.push(event);
       });
+      // What a running prediction produced reaches the store at its next flush (up to 100 ms): its
+      // director publishes it at once (a prefix from index and offset 0, written as soon as it comes,
+      // ahead of any catch-up), so a reader that joined late does not wait for that flush.
+      if (!isTerminal(record.status)) await ctx.bus.publish(predictionChannel(id), { type: "replay" });
 
       reply.hijack();
       const res = reply.raw;
@@ -198,11 +203,11 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
         }
       };
       let chain = Promise.resolve();
-      let queued = 0;
       const handle = (event: PredictionEvent) => {
-        // The common case, an in-order output or logs event with nothing queued before it, is written
-        // at once; anything else keeps its place in the chain.
-        if (queued === 0 && !closed) {
+        // An output or logs event that continues what was sent (the common case, in order; or a replay of
+        // a prefix) is written at once, even past a catch-up in the chain: it only appends to its sequence.
+        // Anything else keeps its place in the chain.
+        if (!closed) {
           if (event.type === "output" && event.index === outputsSent) {
             sendOutput(event.index, event.value);
             return;
@@ -216,13 +221,7 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
             return;
           }
         }
-        queued++;
-        chain = chain
-          .then(() => deliver(event))
-          .catch(close)
-          .finally(() => {
-            queued--;
-          });
+        chain = chain.then(() => deliver(event)).catch(close);
       };
       for (const event of buffered) handle(event);
       live = handle;
