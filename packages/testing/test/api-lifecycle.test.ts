@@ -313,34 +313,22 @@ describe("streaming", () => {
       input: { tokens: 2, delay_ms: 400 },
     });
     const url = (res.json.urls as { stream: string }).stream;
-    const probe = await fetch(url, { headers: { accept: "text/event-stream" } });
-    const probeReader = probe.body!.getReader();
-    const decoder = new TextDecoder();
-    let seen = "";
-    while (!seen.includes("event: output")) {
-      const { value, done } = await probeReader.read();
-      if (done) break;
-      seen += decoder.decode(value, { stream: true });
-    }
-    await probeReader.cancel();
+    await readEvents(url, {}, 1); // token 1 is out
     const joined = performance.now();
     let firstOutputMs = Number.NaN;
-    const response = await fetch(url, { headers: { accept: "text/event-stream" } });
-    const reader = response.body!.getReader();
-    let text = "";
-    while (!text.includes("event: done")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-      if (Number.isNaN(firstOutputMs) && text.includes("event: output"))
+    const [, events] = await Promise.all([
+      readEvents(url, {}, 1).then(() => {
         firstOutputMs = performance.now() - joined;
-    }
-    const outputs = text
-      .split("\n\n")
-      .filter((block) => block.startsWith("event: output"))
-      .map((block) => block.split("data: ")[1]);
-    assert.deepEqual(outputs, ["token-1 ", "token-2 "]);
-    assert.match(text, /event: logs\nid: 1:\d+\ndata: emitting token 1/);
+      }),
+      readEvents(url),
+    ]);
+    assert.deepEqual(
+      events.filter((e) => e.event === "output").map((e) => e.data),
+      ["token-1 ", "token-2 "],
+    );
+    const logs = events.find((e) => e.event === "logs");
+    assert.match(logs?.id ?? "", /^1:\d+$/);
+    assert.match(logs?.data ?? "", /^emitting token 1/);
     assert.ok(firstOutputMs < 200, `the first output came ${firstOutputMs.toFixed(0)} ms after joining`);
   });
   it("resumes from Last-Event-ID without repeating events", async () => {
