@@ -97,8 +97,10 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
       });
       // What a running prediction produced reaches the store at its next flush (up to 100 ms): its
       // director publishes it at once (a prefix from index and offset 0, written as soon as it comes,
-      // ahead of any catch-up), so a reader that joined late does not wait for that flush.
-      if (!isTerminal(record.status)) await ctx.bus.publish(predictionChannel(id), { type: "replay" });
+      // ahead of any catch-up), so a reader that joined late does not wait for that flush. Not awaited:
+      // on Redis that would hold the headers for a round trip; if it fails, the flush still comes.
+      if (!isTerminal(record.status))
+        void ctx.bus.publish(predictionChannel(id), { type: "replay" }).catch(() => undefined);
 
       reply.hijack();
       const res = reply.raw;
