@@ -273,19 +273,17 @@ describe("embedded backends, beyond the contract", () => {
     }
   });
 
-  it("checkpoints the WAL from its own thread, with the connection's own checkpoints off until it stops", async () => {
+  it("checkpoints the WAL from its own thread once it holds enough frames, with the connection's own checkpoints off until it stops", async () => {
     const { dir, remove } = await tempDir();
     const path = join(dir, "replicant.db");
     const opened = openSqlite(path, "normal");
-    const checkpointer = await SqliteCheckpointer.start(opened.db, path, 20);
+    const checkpointer = await SqliteCheckpointer.start(opened.db, path, 20, 1000);
     try {
       assert.ok(checkpointer, "the checkpoint thread started");
       assert.equal(opened.db.pragma("wal_autocheckpoint", { simple: true }), 0);
       opened.db.exec("CREATE TABLE t (x TEXT)");
       const insert = opened.db.prepare("INSERT INTO t VALUES (?)");
-      for (let i = 0; i < 200; i++) insert.run("x".repeat(4000));
-      // The database file alone (a copy, without its WAL) holds the rows once a checkpoint copied them:
-      // the connection's own checkpoint is off and 200 pages are far below its threshold anyway.
+      // The database file alone (a copy, without its WAL) holds the rows once a checkpoint copied them.
       const rowsInDatabaseFile = async () => {
         const copy = join(dir, `copy-${Date.now()}.db`);
         await copyFile(path, copy);
@@ -297,10 +295,20 @@ describe("embedded backends, beyond the contract", () => {
           reader.db.close();
         }
       };
+      // Below the threshold (each row fills a page: some 200 frames) the thread leaves the WAL alone:
+      // a checkpoint would make the next commit restart the WAL, with an fsync on the writer's thread.
+      for (let i = 0; i < 200; i++) insert.run("x".repeat(4000));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(await rowsInDatabaseFile(), 0, "no checkpoint below the threshold, 15 intervals later");
+      for (let i = 0; i < 1000; i++) insert.run("x".repeat(4000));
       const deadline = Date.now() + 5000;
-      while ((await rowsInDatabaseFile()) < 200 && Date.now() < deadline)
+      while ((await rowsInDatabaseFile()) < 1200 && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 20));
-      assert.equal(await rowsInDatabaseFile(), 200, "the thread copied every frame into the database file");
+      assert.equal(
+        await rowsInDatabaseFile(),
+        1200,
+        "past the threshold, every frame is in the database file",
+      );
       await checkpointer.stop();
       assert.equal(opened.db.pragma("wal_autocheckpoint", { simple: true }), 4000, "restored");
     } finally {

@@ -2,10 +2,11 @@ import { Worker } from "node:worker_threads";
 import type BetterSqlite3 from "better-sqlite3";
 
 /**
- * Moves a WAL database's checkpoints off the event loop: a worker thread checkpoints every
- * `intervalMs` and the connection's own automatic checkpoint (in the COMMIT that crosses the
- * threshold, fsyncs included: the p99 of a small write) is turned off. Durability is unchanged: commits
- * are in the WAL either way, and a checkpoint fsyncs in whichever thread runs it.
+ * Moves a WAL database's checkpoints off the event loop: a worker thread looks every `intervalMs` and
+ * checkpoints once the WAL holds as many frames not yet copied as the connection's own automatic
+ * checkpoint waited for, and that one (in the COMMIT that crosses the threshold, fsyncs included: the
+ * p99 of a small write) is turned off. Durability is unchanged: commits are in the WAL either way, and a
+ * checkpoint fsyncs in whichever thread runs it.
  */
 export class SqliteCheckpointer {
   private constructor(
@@ -19,12 +20,14 @@ export class SqliteCheckpointer {
     db: BetterSqlite3.Database,
     path: string,
     intervalMs = 100,
+    thresholdFrames?: number,
   ): Promise<SqliteCheckpointer | undefined> {
     const autocheckpoint = Number(db.pragma("wal_autocheckpoint", { simple: true }));
+    const threshold = thresholdFrames ?? (autocheckpoint > 0 ? autocheckpoint : 1000);
     let worker: Worker;
     try {
       worker = new Worker(new URL("./sqlite-checkpoint-worker.js", import.meta.url), {
-        workerData: { path, intervalMs },
+        workerData: { path, intervalMs, thresholdFrames: threshold },
       });
     } catch {
       return undefined;
