@@ -320,7 +320,7 @@ describe("files and training", () => {
     assert.ok(calls.length < 100, `${calls.length} calls for 5000 items in one turn`);
   });
 
-  test("a predictor that blocks its event loop still streams: a batch goes out once 5 ms old", async () => {
+  test("a predictor that blocks its event loop still streams: a batch goes out once 16 ms old", async () => {
     const runners = pool({ predictorPath: fixture("burst-predictor") });
     const arrivals = new Map<unknown, number>();
     const callbacks = recorder();
