@@ -1,7 +1,7 @@
 // The conformance suites against the embedded backends: SQLite store (both execution paths), the
 // SQLite lease queue, the local blob directory and the in-process event bus.
 import assert from "node:assert/strict";
-import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -309,7 +309,17 @@ describe("embedded backends, beyond the contract", () => {
         1200,
         "past the threshold, every frame is in the database file",
       );
+      // The thread's own descriptor of the -shm file (Linux shows them in /proc) is closed when it stops.
+      const shmDescriptors = async () => {
+        const fds = await readdir("/proc/self/fd").catch(() => undefined);
+        if (!fds) return undefined;
+        const targets = await Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => "")));
+        return targets.filter((target) => target === `${path}-shm`).length;
+      };
+      const before = await shmDescriptors();
       await checkpointer.stop();
+      const after = await shmDescriptors();
+      if (before !== undefined) assert.equal(after, before - 1, "the thread closed its -shm descriptor");
       assert.equal(opened.db.pragma("wal_autocheckpoint", { simple: true }), 4000, "restored");
     } finally {
       opened.db.close();

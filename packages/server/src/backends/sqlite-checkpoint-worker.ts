@@ -5,7 +5,7 @@
 // checkpoint does, because each completed checkpoint makes the next write restart the WAL, and that
 // write fsyncs the WAL's new header on the event loop: checkpointing every interval put one fsync in
 // nearly every request of a lightly loaded server.
-import { openSync, readSync } from "node:fs";
+import { closeSync, openSync, readSync } from "node:fs";
 import { endianness } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import BetterSqlite3 from "better-sqlite3";
@@ -64,6 +64,8 @@ parentPort?.on("message", (message: { stop?: boolean }) => {
   clearInterval(timer);
   checkpoint();
   db.close();
+  // A thread's descriptors belong to the process: they outlive the thread unless closed.
+  if (shm !== undefined) closeSync(shm);
   parentPort?.postMessage({ stopped: true });
   parentPort?.close();
 });
