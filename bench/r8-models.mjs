@@ -2,7 +2,9 @@
 // full API path (the SDK's create with Prefer: wait → server → runner process → predictor → file outputs stored
 // and returned as the server's defaults return them: up to 1 MB inline as a data URI on plain http, and
 // decoded by the client; `--file-outputs url` makes every file a download) over calling the model library directly, measured side by side in one run; the predictor
-// interface alone (in process) is reported beside it.
+// interface alone (in process) is reported beside it, and so is the null path: the same client's create
+// answered at once by bare node:http, right after a direct call, as a share of that call (what no server
+// can win back from the 3 % on this machine).
 // Usage: npm run build && node bench/r8-models.mjs [--rounds 5] [--only ocr,classify] [--with-background-removal]
 //        [--file-outputs auto|url]
 // The ratio is the median of per-round ratios (each round runs every variant once, in alternating order,
@@ -76,6 +78,16 @@ const server = { apiUrl: `${serverProcess.ready.url}/v1`, token: serverProcess.r
 // undici's dispatcher; R6 compares it with raw fetch). File outputs are left as the server returns them.
 const { Replicant } = await import("@replicant/sdk");
 const client = new Replicant({ auth: server.token, baseUrl: server.apiUrl, useFileOutput: false });
+// The least any HTTP API can add on this machine: the same client's create against bare node:http
+// answering a canned finished prediction at once (no store, no runner, no model), right after a direct call.
+const nullProcess = await startProcess("bench/servers/floor-http.mjs", ["canned"], { core: "0-1" });
+const nullClient = new Replicant({
+  auth: "none",
+  baseUrl: `${nullProcess.ready.url}/v1`,
+  useFileOutput: false,
+});
+const viaNullServer = () =>
+  nullClient.predictions.create({ model: "replicate/hello-world", input: { text: "x" }, wait: true });
 
 /** A prediction through the whole API path; a file output is downloaded or decoded, as a client would. */
 async function viaApi(model, input) {
@@ -196,6 +208,27 @@ async function compare(direct, viaPredictor, api) {
     ratio: api ? perRound("api") : Number.NaN,
     predictorRatio: perRound("predictor"),
     rounds: round,
+    ...(api ? await nullPathAfter(direct, median(times.direct)) : {}),
+  };
+}
+
+/**
+ * The null server's create, each right after a direct call (as the API path follows one in `compare`):
+ * its median ms and its median share of the direct call, the part of the 3 % no server can win back.
+ */
+async function nullPathAfter(direct, directMs) {
+  const directTimes = [];
+  const nullTimes = [];
+  const count = Math.max(rounds, Math.min(MAX_ROUNDS, Math.ceil(MEASURE_MS / 2 / directMs)));
+  for (let i = 0; i < WARM_CALLS; i++) await viaNullServer();
+  for (let i = 0; i < count; i++) {
+    directTimes.push(await time(direct));
+    nullTimes.push(await time(viaNullServer));
+  }
+  return {
+    nullMs: median(nullTimes),
+    nullShare: median(nullTimes.map((ms, i) => ms / directTimes[i])),
+    nullRounds: count,
   };
 }
 
@@ -378,7 +411,9 @@ for (const [name, run] of Object.entries(cases)) {
 console.log(
   "\nR8 models: full API path and predictor interface vs direct library call (medians of per-round ratios)",
 );
-console.log("model               direct ms   predictor ms   API ms   API ratio   target   result");
+console.log(
+  "model               direct ms   predictor ms   API ms   API ratio   target   result   null server",
+);
 const table = [];
 const ratios = [];
 for (const r of results) {
@@ -415,10 +450,10 @@ for (const r of results) {
     value: Math.round(ratio * 1000) / 1000,
     target: "≤ 1.03× the library called directly (full API path)",
     pass,
-    detail: `API path ${r.api.toFixed(1)} ms vs direct ${r.direct.toFixed(1)} ms; predictor in process ${r.predictor.toFixed(1)} ms (${r.predictorRatio.toFixed(3)}×); value is the median of per-round ratios, ${r.rounds} rounds; client: the SDK's predictions.create with wait; file outputs: ${values["file-outputs"] === "auto" ? "the server's default (≤ 1 MB inline as a data URI, decoded by the client)" : "downloaded from their URLs"}`,
+    detail: `API path ${r.api.toFixed(1)} ms vs direct ${r.direct.toFixed(1)} ms; predictor in process ${r.predictor.toFixed(1)} ms (${r.predictorRatio.toFixed(3)}×); value is the median of per-round ratios, ${r.rounds} rounds; the least an HTTP API adds here (the same client's create answered at once by bare node:http with a canned prediction, right after the direct call): ${r.nullMs.toFixed(2)} ms, ${(r.nullShare * 100).toFixed(1)} % of the direct call (${r.nullRounds} rounds); client: the SDK's predictions.create with wait; file outputs: ${values["file-outputs"] === "auto" ? "the server's default (≤ 1 MB inline as a data URI, decoded by the client)" : "downloaded from their URLs"}`,
   });
   console.log(
-    `${r.model.padEnd(20)}${r.direct.toFixed(1).padStart(9)}   ${r.predictor.toFixed(1).padStart(12)}   ${r.api.toFixed(1).padStart(6)}   ${ratio.toFixed(3).padStart(9)}   ≤ 1.03   ${pass ? "PASS" : "FAIL"}`,
+    `${r.model.padEnd(20)}${r.direct.toFixed(1).padStart(9)}   ${r.predictor.toFixed(1).padStart(12)}   ${r.api.toFixed(1).padStart(6)}   ${ratio.toFixed(3).padStart(9)}   ≤ 1.03   ${pass ? "PASS" : "FAIL"}     ${r.nullMs.toFixed(2)} ms = ${(r.nullShare * 100).toFixed(1)} %`,
   );
 }
 const { mkdir } = await import("node:fs/promises");
@@ -428,5 +463,6 @@ await writeFile(
   `${JSON.stringify({ results: table }, null, 2)}\n`,
 );
 await serverProcess.stop();
+await nullProcess.stop();
 console.log(JSON.stringify({ ratios }));
 process.exit(0);
