@@ -17,9 +17,6 @@ main(["R3"], async () => {
     { name: "serve-model", script: "bench/servers/serve-model.mjs", args: ["process"] },
     { name: "serve-model-in-process", script: "bench/servers/serve-model.mjs", args: ["in-process"] },
     { name: "floor", script: "bench/servers/floor-http.mjs", args: ["json"] },
-    // The same floor with one IPC round trip to a child process per request: what isolating the
-    // predictor in a process (as Cog and serve-model do) costs before any of serve-model's own work.
-    { name: "floor-child-hop", script: "bench/servers/floor-http-child.mjs" },
   ];
   const readyMs = [];
   const results = await alternate(variants, (variant) =>
@@ -42,14 +39,13 @@ main(["R3"], async () => {
   const floorP50 = medianOf(results.floor, "p50");
   const p50Target = P50_TARGET_US * (floorP50 / NODE_ANCHOR_P50_US);
   const non2xx = results["serve-model"].reduce((s, r) => s + r.non2xx, 0);
-  const hopRps = medianOf(results["floor-child-hop"], "rps");
   return [
     ratio(
       "R3",
       round(value, 2),
       "≥ 8× Cog throughput and p50 ≤ 150 µs where node:http's is 77 µs (c=1)",
       value >= 8 && p50 <= p50Target && non2xx === 0,
-      `serve-model (predictor in a child process, as Cog) ${fmt.rps(ours)}, p50 ${fmt.us(p50)} (target here ${fmt.us(p50Target)}: 150 µs scaled by this run's node:http p50), ${fmt.us(medianOf(results["serve-model"], "cpuUsPerReq"))} CPU/req; in-process isolation ${fmt.rps(medianOf(results["serve-model-in-process"], "rps"))}, p50 ${fmt.us(medianOf(results["serve-model-in-process"], "p50"))}; node:http floor ${fmt.rps(floor)}, p50 ${fmt.us(floorP50)}; that floor with one IPC round trip to a child process that echoes (no validation, no predictor) ${fmt.rps(hopRps)}, p50 ${fmt.us(medianOf(results["floor-child-hop"], "p50"))}, ${round(hopRps / cogEstimate, 2)}× the scaled Cog; start to READY ${Math.round(
+      `serve-model (predictor in a child process, as Cog) ${fmt.rps(ours)}, p50 ${fmt.us(p50)} (target here ${fmt.us(p50Target)}: 150 µs scaled by this run's node:http p50), ${fmt.us(medianOf(results["serve-model"], "cpuUsPerReq"))} CPU/req; in-process isolation ${fmt.rps(medianOf(results["serve-model-in-process"], "rps"))}, p50 ${fmt.us(medianOf(results["serve-model-in-process"], "p50"))}; node:http floor ${fmt.rps(floor)}, p50 ${fmt.us(floorP50)}; start to READY ${Math.round(
         medianOf(
           readyMs.map((ms) => ({ ms })),
           "ms",
