@@ -87,6 +87,14 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "Push a predictor, a Cog server or a GGUF to a server as a new model version",
     load: async () => (await import("./commands/push.js")).main,
   },
+  grant: {
+    summary: "Grant an account a permission on this server (push)",
+    load: async () => (await import("./commands/grants.js")).grant,
+  },
+  revoke: {
+    summary: "Revoke an account's permission on this server",
+    load: async () => (await import("./commands/grants.js")).revoke,
+  },
 };
 
 export function globalHelp(): string {

@@ -8,6 +8,8 @@ export interface PredictorManifest {
   predictor: string;
   hardware?: string;
   description?: string;
+  /** Environment variables the predictor's runner processes get on the server. */
+  env?: Record<string, string>;
 }
 
 /**

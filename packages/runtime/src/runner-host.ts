@@ -1,8 +1,10 @@
 /** One runner child process seen from the parent: boot, setup, concurrent runs, cancel, crash handling. */
-import { type ChildProcess, fork } from "node:child_process";
+import { type ChildProcess, fork, spawn } from "node:child_process";
+import { chmodSync, chownSync, mkdirSync, realpathSync } from "node:fs";
+import { sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildMessage, DoneMessage, HostMessage, PredictorDescription } from "./runner-protocol.js";
-import type { RunCallbacks, RunRequest, RunResult } from "./runner-types.js";
+import { isFileValue, type RunCallbacks, type RunRequest, type RunResult } from "./runner-types.js";
 
 export interface RunnerHostOptions {
   /** Absolute path of a compiled module whose default export is a predictor. */
@@ -17,8 +19,35 @@ export interface RunnerHostOptions {
   maxOldSpaceSizeMb?: number;
   /** A trained version's weights, passed to setup/predict as `ctx.weights`. */
   weights?: string;
+  /** Added to the inherited environment; with `launch`, the launch's environment is used instead. */
   env?: Record<string, string>;
   execArgv?: string[];
+  /** How to start each process (a sandbox, another user, limits); called once per process. */
+  launch?: () => RunnerLaunch;
+}
+
+/**
+ * A contained start: the child is `[...prefix, node, ...execArgv, runner-child.js, predictor]` with exactly
+ * `env` (nothing inherited), as `uid`/`gid` when given. The prefix must exec the command it is given and
+ * keep file descriptor 3 (the IPC channel) open.
+ */
+export interface RunnerLaunch {
+  prefix: string[];
+  env: Record<string, string>;
+  uid?: number;
+  gid?: number;
+  cwd?: string;
+  /**
+   * Output files must be under the run's scratch directory or one of these (after resolving links):
+   * the parent reads them with its own rights, which the child must not borrow.
+   */
+  fileRoots?: string[];
+  /** Each run's scratch directory is created for this user before the run (it cannot create it itself). */
+  scratchOwner?: { uid: number; gid: number };
+  /** Named when the process is killed by a signal nobody sent (the kernel's OOM killer). */
+  memoryLimitMb?: number;
+  /** Called once the process has exited (remove its home, its cgroup…). */
+  release?: () => void;
 }
 
 export type RunnerState = "starting" | "ready" | "setup_failed" | "exited";
@@ -67,6 +96,7 @@ export class RunnerHost {
   private readonly child: ChildProcess;
   private readonly inFlight = new Map<string, InFlight>();
   private readonly options: RunnerHostOptions;
+  private readonly launch: RunnerLaunch | undefined;
   private stderrTail = "";
   private killReason: string | undefined;
   private closing = false;
@@ -77,7 +107,11 @@ export class RunnerHost {
     this.options = options;
     const execArgv = [...(options.execArgv ?? [])];
     if (options.maxOldSpaceSizeMb) execArgv.push(`--max-old-space-size=${options.maxOldSpaceSizeMb}`);
-    const env: Record<string, string | undefined> = { ...process.env, ...options.env };
+    const launch = options.launch?.();
+    this.launch = launch;
+    const env: Record<string, string | undefined> = launch
+      ? { ...launch.env }
+      : { ...process.env, ...options.env };
     if (options.weights) env.REPLICANT_WEIGHTS = options.weights;
     this.ready = new Promise<void>((resolve, reject) => {
       this.settleReady = (error) => (error ? reject(error) : resolve());
@@ -88,12 +122,31 @@ export class RunnerHost {
     });
     this.described.catch(() => {});
     this.ready.catch((error: Error) => this.settleDescribed(error));
-    this.child = fork(childPath, [options.predictorPath], {
-      execArgv,
-      env,
-      serialization: "json",
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
-    });
+    this.child = launch
+      ? spawn(
+          launch.prefix[0] ?? process.execPath,
+          [
+            ...launch.prefix.slice(1),
+            ...(launch.prefix.length > 0 ? [process.execPath] : []),
+            ...execArgv,
+            childPath,
+            options.predictorPath,
+          ],
+          {
+            env,
+            serialization: "json",
+            stdio: ["ignore", "pipe", "pipe", "ipc"],
+            ...(launch.uid !== undefined ? { uid: launch.uid } : {}),
+            ...(launch.gid !== undefined ? { gid: launch.gid } : {}),
+            ...(launch.cwd !== undefined ? { cwd: launch.cwd } : {}),
+          },
+        )
+      : fork(childPath, [options.predictorPath], {
+          execArgv,
+          env,
+          serialization: "json",
+          stdio: ["ignore", "pipe", "pipe", "ipc"],
+        });
     this.child.stdout?.setEncoding("utf8").on("data", (text: string) => this.stray(text));
     this.child.stderr?.setEncoding("utf8").on("data", (text: string) => {
       this.stderrTail = (this.stderrTail + text).slice(-STDERR_TAIL);
@@ -104,6 +157,10 @@ export class RunnerHost {
     this.exited = new Promise((resolve) => {
       this.child.on("exit", (code, signal) => resolve(this.handleExit(code, signal)));
     });
+    if (launch?.release) {
+      const release = launch.release;
+      void this.exited.then(() => release());
+    }
     if (options.setupTimeoutMs) {
       const timer = setTimeout(() => {
         if (this.state === "starting") this.kill(`setup did not finish within ${options.setupTimeoutMs} ms`);
@@ -153,6 +210,12 @@ export class RunnerHost {
         );
       }
       this.inFlight.set(request.id, entry);
+      const owner = this.launch?.scratchOwner;
+      if (owner && request.scratchDir) {
+        mkdirSync(request.scratchDir, { recursive: true, mode: 0o700 });
+        chownSync(request.scratchDir, owner.uid, owner.gid);
+        chmodSync(request.scratchDir, 0o700);
+      }
       this.send({
         type: "run",
         id: request.id,
@@ -210,14 +273,20 @@ export class RunnerHost {
         return;
       case "output": {
         const entry = this.inFlight.get(message.id);
-        if (!entry) return;
+        if (!entry || this.refusesFiles(entry, message.value)) return;
         entry.items.push(message.value);
         entry.callbacks.onOutput(message.index, message.value);
         return;
       }
-      case "done":
+      case "done": {
+        const entry = this.inFlight.get(message.id);
+        if (entry && message.status === "succeeded" && this.refusesFiles(entry, message.output)) {
+          this.finish(message.id, entry.outcome ?? { status: "failed", error: "output refused" });
+          return;
+        }
         this.finish(message.id, this.toResult(message));
         return;
+      }
       case "fatal":
         this.killReason ??= `runner process crashed: ${message.error}`;
         this.stray(`${message.stack}\n`);
@@ -260,6 +329,7 @@ export class RunnerHost {
         values.push(next.value);
         next = messages[++i + 1];
       }
+      if (this.refusesFiles(entry, values)) continue;
       for (const value of values) entry.items.push(value);
       if (values.length === 1) entry.callbacks.onOutput(first.index, first.value);
       else entry.callbacks.onOutputs(first.index, values);
@@ -279,6 +349,28 @@ export class RunnerHost {
     if (message.status === "failed")
       return { status: "failed", error: message.error ?? "failed", ...metrics };
     return { status: "canceled" };
+  }
+
+  /**
+   * For a contained child: whether `value` names a file outside the run's scratch directory and the
+   * launch's roots (then the run is stopped as failed). Links are resolved first.
+   */
+  private refusesFiles(entry: InFlight, value: unknown): boolean {
+    const roots = this.launch?.fileRoots;
+    if (!roots) return false;
+    const allowed = [...roots, ...(entry.request.scratchDir ? [entry.request.scratchDir] : [])].map(
+      (root) => realOrSelf(root) + sep,
+    );
+    const outside = filePaths(value).find((path) => {
+      const real = realOrSelf(path);
+      return !allowed.some((root) => real.startsWith(root));
+    });
+    if (outside === undefined) return false;
+    this.stop(entry, {
+      status: "failed",
+      error: `The output file ${outside} is outside the run's scratch directory: write output files under ctx.scratchDir`,
+    });
+    return true;
   }
 
   /** Output the child wrote outside any log scope (native code, crashes): credit it to the only run, if one. */
@@ -304,6 +396,9 @@ export class RunnerHost {
       reason = `runner process ran out of memory${limit}`;
     } else if (this.killReason) {
       reason = this.killReason;
+    } else if ((signal === "SIGKILL" || code === 137) && this.launch?.memoryLimitMb !== undefined) {
+      // A sandbox's wrapper (bwrap) reports its child's SIGKILL as exit code 128 + 9.
+      reason = `runner process was killed (SIGKILL), most likely for going over its memory limit of ${this.launch.memoryLimitMb} MB`;
     } else {
       const how = signal ? `signal ${signal}` : `code ${code}`;
       const tail = this.stderrTail.trim().split("\n").slice(-5).join("\n");
@@ -319,4 +414,23 @@ export class RunnerHost {
     }
     return reason;
   }
+}
+
+function realOrSelf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/** The paths of the file values (`{ type: "file", path }`) anywhere in an output. */
+function filePaths(value: unknown, found: string[] = []): string[] {
+  if (value === null || typeof value !== "object") return found;
+  if (isFileValue(value)) {
+    found.push(value.path);
+    return found;
+  }
+  for (const item of Array.isArray(value) ? value : Object.values(value)) filePaths(item, found);
+  return found;
 }

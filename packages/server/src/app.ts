@@ -36,7 +36,7 @@ import { registerPushRoutes } from "./routes/push.js";
 import { registerStreamRoutes } from "./routes/stream.js";
 import { registerTrainingRoutes } from "./routes/trainings.js";
 import { registerWebRoutes } from "./routes/web.js";
-import { RunnerRegistry } from "./runner-registry.js";
+import { RunnerRegistry, resolveSandbox } from "./runner-registry.js";
 import { UrlSigner } from "./urls.js";
 import { InputValidator } from "./validation.js";
 import { VersionCache } from "./version-cache.js";
@@ -169,12 +169,15 @@ export class ReplicantServer {
     ctx.onTokenRevoked = (hash) => {
       for (const [key, entry] of this.authCache) if (entry.hash === hash) this.authCache.delete(key);
     };
+    // `--sandbox bwrap` on a machine without a working bubblewrap is refused at start, not at first push.
+    if (config.sandbox === "bwrap") resolveSandbox(config.sandbox);
     this.runners = new RunnerRegistry(ctx);
     if (config.worker) {
       this.director = new Director(ctx, this.runners, createInputMaterializer(ctx), fileOutputs, {
         onOutbox: () => this.webhooks?.wake(),
         finishTraining: (record, output, scratchDir) =>
           this.runners!.finishTraining(record, output, fileOutputs, scratchDir),
+        scratchRoot: () => this.runners!.scratchRoot(),
       });
     }
     this.maintenance = new Maintenance(ctx);

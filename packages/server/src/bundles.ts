@@ -3,7 +3,7 @@ import { lstat, mkdir, readFile, realpath, rename, rm, symlink, writeFile } from
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
-import { extract } from "tar";
+import { Unpack } from "tar";
 import type { BlobStore } from "./backends/types.js";
 import { newId } from "./ids.js";
 
@@ -38,34 +38,33 @@ export async function extractBundle(blobs: BlobStore, blobKey: string, target: s
   let entries = 0;
   let bytes = 0;
   const refusals: string[] = [];
+  let unpack: Unpack | undefined;
   try {
-    await pipeline(
-      stream,
-      extract({
-        cwd: staging,
-        strict: true,
-        preservePaths: false,
-        maxDepth: 64,
-        filter: (path, entry) => {
-          const type = "type" in entry ? entry.type : "File";
-          entries++;
-          bytes += "size" in entry && typeof entry.size === "number" ? entry.size : 0;
-          if (entries > MAX_ENTRIES || bytes > MAX_BYTES) {
-            refusals.push("the bundle is too large");
-            return false;
-          }
-          if (type !== "File" && type !== "Directory" && type !== "OldFile" && type !== "ContiguousFile") {
-            refusals.push(`${path}: ${type} entries are not allowed`);
-            return false;
-          }
-          if (!isSafeRelativePath(path.replace(/\/$/, "").replace(/^\.\//, ""))) {
-            refusals.push(`${path}: paths must stay inside the bundle`);
-            return false;
-          }
-          return true;
-        },
-      }),
-    );
+    unpack = new Unpack({
+      cwd: staging,
+      strict: true,
+      preservePaths: false,
+      maxDepth: 64,
+      filter: (path, entry) => {
+        const type = "type" in entry ? entry.type : "File";
+        entries++;
+        bytes += "size" in entry && typeof entry.size === "number" ? entry.size : 0;
+        if (entries > MAX_ENTRIES || bytes > MAX_BYTES) {
+          refusals.push("the bundle is too large");
+          return false;
+        }
+        if (type !== "File" && type !== "Directory" && type !== "OldFile" && type !== "ContiguousFile") {
+          refusals.push(`${path}: ${type} entries are not allowed`);
+          return false;
+        }
+        if (!isSafeRelativePath(path.replace(/\/$/, "").replace(/^\.\//, ""))) {
+          refusals.push(`${path}: paths must stay inside the bundle`);
+          return false;
+        }
+        return true;
+      },
+    });
+    await pipeline(stream, unpack);
     if (refusals.length > 0) throw new Error(`The bundle was refused: ${refusals.slice(0, 3).join("; ")}`);
     await linkRuntime(staging);
     await writeFile(join(staging, ".complete"), "");
@@ -74,9 +73,44 @@ export async function extractBundle(blobs: BlobStore, blobKey: string, target: s
     await rename(staging, target);
     return target;
   } catch (error) {
+    // The unpacker may still be writing entries it had started: remove the staging directory once it
+    // has stopped, so that nothing is left behind.
+    if (unpack) await stopped(unpack);
     await rm(staging, { recursive: true, force: true });
-    throw error;
+    throw new Error(extractionFailure(error, staging));
   }
+}
+
+/** Resolves once an unpack stream has closed (or after a bound, if it never does). */
+function stopped(stream: NodeJS.EventEmitter & { closed?: boolean; destroyed?: boolean }): Promise<void> {
+  if (stream.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 5000);
+    const done = () => {
+      clearTimeout(timer);
+      // Writes queued before the close settle on the thread pool: let them land, then remove.
+      setImmediate(resolve);
+    };
+    stream.once("close", done);
+    stream.once("finish", done);
+    stream.once("end", done);
+  });
+}
+
+/** What went wrong, for the user who pushed the bundle: the cause, never a path on the server. */
+function extractionFailure(error: unknown, staging: string): string {
+  const { code, message } = (error ?? {}) as { code?: string; message?: string };
+  if (message?.startsWith("The bundle was refused")) return message;
+  if (code === "TAR_BAD_ARCHIVE") return "The bundle is not a .tar.gz archive";
+  if (code?.startsWith("Z_") || /incorrect header check|unexpected end of file/i.test(message ?? ""))
+    return "The bundle is not a valid gzip file (truncated or corrupt)";
+  if (code === "TAR_ENTRY_INVALID" || code === "TAR_ABORT")
+    return `The bundle's tar data is corrupt (${(message ?? "").replace(/^TAR_\w+: /, "")})`;
+  if (code === "ENOSPC") return "The server ran out of disk space while unpacking the bundle";
+  const text = String(message ?? error)
+    .split(staging)
+    .join("<bundle>");
+  return `The bundle could not be unpacked: ${text.replace(/(?:\/[\w.@-]+){2,}/g, "<path>")}`;
 }
 
 /** Resolves a predictor path inside an extracted bundle, refusing one that escapes it (e.g. by symlink). */

@@ -41,6 +41,16 @@ export interface ServerConfig {
   runnerIdleTimeoutMs: number;
   /** V8 heap limit of each runner process, in MB; undefined keeps Node's default. */
   runnerMaxOldSpaceMb?: number | undefined;
+  /**
+   * How pushed bundles run: "auto" (bubblewrap where it works, else "process"), "bwrap" (refuse to start
+   * without it), "process" (own user when root, private home, limits; no namespaces), or "none" (as the
+   * server, with its rights: only for code you trust). See docs/security.md.
+   */
+  sandbox: "auto" | "bwrap" | "process" | "none";
+  /** Limits of each pushed bundle's runner process (cgroups where writable, else prlimit). */
+  runnerLimits: { memoryMb: number; pids: number; cpus?: number | undefined };
+  /** Let every account push code; by default only the default account and accounts it granted `push`. */
+  allowPushFromAll: boolean;
   /** Concurrent predictions run by this process's director. */
   workerConcurrency: number;
   /** Allowed browser origins for CORS; empty disables CORS. */
@@ -106,6 +116,9 @@ export function defaultConfig(overrides: Partial<ServerConfig> & { dataDir: stri
     webhookTimeoutMs: 20_000,
     predictionTimeoutMs: 30 * 60 * 1000,
     workerConcurrency: 32,
+    sandbox: "auto",
+    runnerLimits: { memoryMb: 2048, pids: 256 },
+    allowPushFromAll: false,
     runnerIdleTimeoutMs: 5 * 60 * 1000,
     corsOrigins: [],
     builtinModels: true,

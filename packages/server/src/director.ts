@@ -46,6 +46,8 @@ export interface DirectorHooks {
   onOutbox?: () => void;
   /** A training succeeded: create the destination's new version; returns the training's output. */
   finishTraining?: (record: PredictionRecord, output: unknown, scratchDir?: string) => Promise<unknown>;
+  /** Where runs' scratch directories go (shared with the runners' sandboxes); default a private temp dir. */
+  scratchRoot?: () => Promise<string>;
 }
 
 /**
@@ -332,7 +334,7 @@ export class Director {
     try {
       // Not created here: run() creates it only for versions with file inputs or outputs (a mkdtemp and
       // a recursive rm cost more CPU than the rest of a small prediction's server-side work).
-      this.scratchRoot ??= mkdtemp(join(tmpdir(), "replicant-scratch-"));
+      this.scratchRoot ??= this.hooks.scratchRoot?.() ?? mkdtemp(join(tmpdir(), "replicant-scratch-"));
       scratchDir = join(await this.scratchRoot, `${record.id}-${++this.scratchSeq}`);
       state.scratchDir = scratchDir;
       result = await this.run(state, scratchDir);

@@ -1,8 +1,9 @@
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, stat } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { CogClient, RunnerPool } from "@replicant/runtime";
+import { CogClient, type RunnerLaunch, RunnerPool } from "@replicant/runtime";
 import type { PredictionRecord, ReleaseRecord, RunnerSpec, VersionRecord } from "./backends/types.js";
 import { findBuiltin } from "./builtin/index.js";
 import { extractBundle, predictorInBundle } from "./bundles.js";
@@ -10,7 +11,37 @@ import type { ServerContext } from "./context.js";
 import type { RunnerResolver } from "./director.js";
 import type { FileOutputs } from "./file-outputs.js";
 import { newId, newVersionId } from "./ids.js";
+import {
+  bundleLaunch,
+  makeReadOnlyForOthers,
+  shareBundleWithRunners,
+  shareWeightsWithRunners,
+} from "./runners/bundle-sandbox.js";
+import { hostContainment } from "./runners/host-containment.js";
+import { runnerEnvironment } from "./runners/runner-environment.js";
 import { isFileValue, type ModelRunner } from "./runners/types.js";
+
+/** Directories runners use, outside the data directory (which stays 0700): all 0711, entries private. */
+interface RunnerDirectories {
+  root: string;
+  scratch: string;
+  homes: string;
+  bundles: string;
+}
+
+/**
+ * What a pushed bundle's runners run in here: `auto` becomes bwrap where it works, else process; `bwrap`
+ * without a working bubblewrap is an error.
+ */
+export function resolveSandbox(mode: "auto" | "bwrap" | "process" | "none"): "bwrap" | "process" | "none" {
+  if (mode === "none" || mode === "process") return mode;
+  const bwrap = hostContainment().bwrap !== undefined;
+  if (mode === "bwrap" && !bwrap)
+    throw new Error(
+      "--sandbox bwrap: bubblewrap is not installed or cannot create namespaces here (apt install bubblewrap)",
+    );
+  return bwrap ? "bwrap" : "process";
+}
 
 /**
  * Maps a version's RunnerSpec to something that runs it, and turns a finished training into the
@@ -24,9 +55,33 @@ export class RunnerRegistry implements RunnerResolver {
   private warming: Promise<void> | undefined;
   private warmAgain = false;
   private closed = false;
+  private directories: Promise<RunnerDirectories> | undefined;
 
   constructor(private readonly ctx: ServerContext) {
     this.weightsDir = join(ctx.config.dataDir, "cache", "weights");
+  }
+
+  /** The runners' directories, made on first use under the system's temporary directory. */
+  runnerDirectories(): Promise<RunnerDirectories> {
+    this.directories ??= (async () => {
+      const root = await mkdtemp(join(tmpdir(), "replicant-runners-"));
+      const dirs = {
+        root,
+        scratch: join(root, "scratch"),
+        homes: join(root, "homes"),
+        bundles: join(root, "bundles"),
+      };
+      await chmod(root, 0o711);
+      for (const dir of [dirs.scratch, dirs.homes, dirs.bundles]) await mkdir(dir, { mode: 0o711 });
+      for (const dir of [dirs.scratch, dirs.homes, dirs.bundles]) await chmod(dir, 0o711);
+      return dirs;
+    })();
+    return this.directories;
+  }
+
+  /** Where the director makes each run's scratch directory. */
+  async scratchRoot(): Promise<string> {
+    return (await this.runnerDirectories()).scratch;
   }
 
   async resolve(version: VersionRecord, record?: PredictionRecord): Promise<ModelRunner> {
@@ -100,14 +155,26 @@ export class RunnerRegistry implements RunnerResolver {
     if (existing) return existing;
     const spec = version.runner;
     if (spec.kind === "cog") return this.cogClient(version.id, spec.url);
-    const predictorPath = await this.predictorPath(version.id, spec);
-    const weights = spec.weights ? await this.localWeights(spec.weights) : undefined;
+    const sandbox = spec.kind === "bundle" ? resolveSandbox(this.ctx.config.sandbox) : "none";
+    let predictorPath: string;
+    let weights = spec.weights ? await this.localWeights(spec.weights) : undefined;
+    let launch: () => RunnerLaunch;
+    if (spec.kind === "bundle" && sandbox !== "none") {
+      const contained = await this.containedBundle(version.id, spec, weights, sandbox);
+      predictorPath = contained.predictorPath;
+      weights = contained.weights;
+      launch = contained.launch;
+    } else {
+      predictorPath = await this.predictorPath(version.id, spec);
+      launch = await this.trustedLaunch(spec);
+    }
     // Two callers may have awaited the same paths: the first to get here creates the pool.
     const raced = this.pools.get(key);
     if (raced) return raced;
     if (this.closed) throw new Error("the server is shutting down");
     const pool = new RunnerPool({
       predictorPath,
+      launch,
       ...sizing,
       idleTimeoutMs: this.ctx.config.runnerIdleTimeoutMs,
       ...(weights ? { weights } : {}),
@@ -117,6 +184,54 @@ export class RunnerRegistry implements RunnerResolver {
     });
     this.pools.set(key, pool);
     return pool;
+  }
+
+  /**
+   * A pushed bundle, unpacked outside the data directory where only its version's runners can read it,
+   * and how its processes start contained (docs/security.md).
+   */
+  private async containedBundle(
+    versionId: string,
+    spec: Extract<RunnerSpec, { kind: "bundle" }>,
+    weights: string | undefined,
+    mode: "bwrap" | "process",
+  ): Promise<{ predictorPath: string; weights: string | undefined; launch: () => RunnerLaunch }> {
+    const dirs = await this.runnerDirectories();
+    const host = hostContainment();
+    const bundleDir = await extractBundle(this.ctx.blobs, spec.bundle, join(dirs.bundles, versionId));
+    makeReadOnlyForOthers(bundleDir);
+    shareBundleWithRunners(bundleDir, versionId, host.root);
+    const predictorPath = await predictorInBundle(bundleDir, spec.predictor);
+    let sharedWeights: string | undefined;
+    if (weights) {
+      sharedWeights = join(dirs.bundles, `${versionId}.weights`);
+      await copyFile(weights, sharedWeights);
+      shareWeightsWithRunners(sharedWeights, versionId, host.root);
+    }
+    const launch = bundleLaunch({
+      host,
+      mode,
+      versionId,
+      bundleDir,
+      scratchRoot: dirs.scratch,
+      homesRoot: dirs.homes,
+      weights: sharedWeights,
+      declaredEnv: spec.env,
+      limits: this.ctx.config.runnerLimits,
+    });
+    return { predictorPath, weights: sharedWeights, launch };
+  }
+
+  /** Built-in models and trusted bundles run as the server, with a built environment all the same. */
+  private async trustedLaunch(spec: Exclude<RunnerSpec, { kind: "cog" }>): Promise<() => RunnerLaunch> {
+    const builtin = spec.kind === "builtin" ? await findBuiltin(spec.name) : undefined;
+    const env = runnerEnvironment({
+      home: process.env.HOME ?? homedir(),
+      tmpDir: tmpdir(),
+      passThrough: builtin?.environment,
+      declared: spec.kind === "bundle" ? spec.env : undefined,
+    });
+    return () => ({ prefix: [], env });
   }
 
   /** A version backed by a Cog-protocol server: its predictions are sent there (logs and outputs streamed back). */
@@ -221,6 +336,8 @@ export class RunnerRegistry implements RunnerResolver {
     const pools = [...this.pools.values()].map((runner) => runner.close());
     this.pools.clear();
     await Promise.all(pools);
+    const dirs = await this.directories?.catch(() => undefined);
+    if (dirs) await rm(dirs.root, { recursive: true, force: true }).catch(() => undefined);
   }
 }
 

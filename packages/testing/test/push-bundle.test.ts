@@ -8,27 +8,32 @@ import { create } from "tar";
 import { startTestServer, TEST_BACKEND, type TestServer } from "../src/index.js";
 
 let server: TestServer;
+/**
+ * A server whose bundles run with its own rights (`sandbox: "none"`), for the tests that watch a runner
+ * from outside (its pid, files it writes in the test's directory); containment has security-containment.
+ */
+let trusted: TestServer;
 let work: string;
 
-async function api(method: string, path: string, body?: unknown) {
-  const response = await fetch(`${server.apiUrl}${path}`, {
+async function api(method: string, path: string, body?: unknown, on: TestServer = server) {
+  const response = await fetch(`${on.apiUrl}${path}`, {
     method,
-    headers: { authorization: `Bearer ${server.token}`, "content-type": "application/json", prefer: "wait" },
+    headers: { authorization: `Bearer ${on.token}`, "content-type": "application/json", prefer: "wait" },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
 }
 
-async function upload(path: string): Promise<string> {
+async function upload(path: string, on: TestServer = server): Promise<string> {
   const form = new FormData();
   form.append(
     "content",
     new Blob([await import("node:fs/promises").then((fs) => fs.readFile(path))]),
     "bundle.tar.gz",
   );
-  const response = await fetch(`${server.apiUrl}/files`, {
+  const response = await fetch(`${on.apiUrl}/files`, {
     method: "POST",
-    headers: { authorization: `Bearer ${server.token}` },
+    headers: { authorization: `Bearer ${on.token}` },
     body: form,
   });
   assert.equal(response.status, 201);
@@ -46,41 +51,46 @@ const schema = {
 };
 
 /** Writes `source` as dist/predict.js of a bundle, uploads it and pushes it as a version of local/pushed. */
-async function pushVersion(name: string, source: string, openapiSchema: unknown) {
+async function pushVersion(name: string, source: string, openapiSchema: unknown, on: TestServer = server) {
   const dir = join(work, name);
   await mkdir(join(dir, "dist"), { recursive: true });
   await writeFile(join(dir, "dist", "predict.js"), source);
   await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
   const archive = join(work, `${name}.tar.gz`);
   await create({ gzip: true, file: archive, cwd: dir }, ["dist", "package.json"]);
-  const fileId = await upload(archive);
-  return api("POST", "/replicant/models/local/pushed/versions", {
-    bundle_file: fileId,
-    predictor: "dist/predict.js",
-    openapi_schema: openapiSchema,
-  });
+  const fileId = await upload(archive, on);
+  return api(
+    "POST",
+    "/replicant/models/local/pushed/versions",
+    { bundle_file: fileId, predictor: "dist/predict.js", openapi_schema: openapiSchema },
+    on,
+  );
 }
 
 /** The text of an output file, from its data URI or its URL. */
-async function fileText(url: unknown): Promise<string> {
+async function fileText(url: unknown, on: TestServer = server): Promise<string> {
   if (typeof url === "string" && url.startsWith("data:"))
     return Buffer.from(url.slice(url.indexOf(",") + 1), "base64").toString();
-  return (await fetch(String(url), { headers: { authorization: `Bearer ${server.token}` } })).text();
+  return (await fetch(String(url), { headers: { authorization: `Bearer ${on.token}` } })).text();
 }
 
 before(async () => {
   server = await startTestServer();
+  trusted = await startTestServer({ sandbox: "none" });
   work = await mkdtemp(join(tmpdir(), "replicant-push-"));
-  const response = await api("POST", "/models", {
-    owner: "local",
-    name: "pushed",
-    visibility: "private",
-    hardware: "cpu",
-  });
-  assert.equal(response.status, 201);
+  for (const on of [server, trusted]) {
+    const response = await api(
+      "POST",
+      "/models",
+      { owner: "local", name: "pushed", visibility: "private", hardware: "cpu" },
+      on,
+    );
+    assert.equal(response.status, 201);
+  }
 });
 after(async () => {
   await server.close();
+  await trusted.close();
   await rm(work, { recursive: true, force: true });
 });
 
@@ -105,7 +115,51 @@ export default definePredictor({
     assert.notEqual(Number(output.split(" ").at(-1)), process.pid, "runs in its own process");
   });
 
-  it("stores output files: one named twice gets one URL, and a file outside the run's scratch is left in place", async () => {
+  it("contained, stores the files it writes in its scratch, and refuses one outside it, leaving it in place", async () => {
+    const source = `import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { definePredictor, input, output } from "@replicant/runtime";
+export default definePredictor({
+  input: { outside: input.string() },
+  output: output.array(output.file()),
+  predict: ({ outside }, ctx) => {
+    const inside = join(ctx.scratchDir, "twice.txt");
+    writeFileSync(inside, "written once, returned twice");
+    return outside ? [inside, outside] : [inside, inside];
+  },
+});
+`;
+    const fileSchema = {
+      openapi: "3.0.2",
+      components: {
+        schemas: {
+          Input: { type: "object", properties: { outside: { type: "string", "x-order": 0 } } },
+          Output: { type: "array", items: { type: "string", format: "uri" } },
+        },
+      },
+    };
+    const version = await pushVersion("files-contained", source, fileSchema);
+    assert.equal(version.status, 201, JSON.stringify(version.json));
+    const inside = await api("POST", "/predictions", {
+      version: `local/pushed:${version.json.id as string}`,
+      input: { outside: "" },
+    });
+    assert.equal(inside.json.status, "succeeded", JSON.stringify(inside.json));
+    const [first, second] = inside.json.output as string[];
+    assert.equal(first, second, "the same file named twice is stored once");
+    assert.equal(await fileText(first), "written once, returned twice");
+    const outside = join(work, "kept-by-the-host.txt");
+    await writeFile(outside, "the host's own file");
+    const refused = await api("POST", "/predictions", {
+      version: `local/pushed:${version.json.id as string}`,
+      input: { outside },
+    });
+    assert.equal(refused.json.status, "failed", JSON.stringify(refused.json));
+    assert.match(String(refused.json.error), /outside the run's scratch directory/);
+    assert.equal(await readFile(outside, "utf8"), "the host's own file");
+  });
+
+  it("stores output files: one named twice gets one URL, and a file outside the run's scratch is left in place (sandbox none)", async () => {
     const source = `import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { definePredictor, input, output } from "@replicant/runtime";
@@ -128,19 +182,21 @@ export default definePredictor({
         },
       },
     };
-    const version = await pushVersion("files", source, fileSchema);
+    const version = await pushVersion("files", source, fileSchema, trusted);
     assert.equal(version.status, 201, JSON.stringify(version.json));
     const outside = join(work, "kept-by-the-model.txt");
     await writeFile(outside, "the model's own file");
-    const prediction = await api("POST", "/predictions", {
-      version: `local/pushed:${version.json.id as string}`,
-      input: { outside },
-    });
+    const prediction = await api(
+      "POST",
+      "/predictions",
+      { version: `local/pushed:${version.json.id as string}`, input: { outside } },
+      trusted,
+    );
     assert.equal(prediction.json.status, "succeeded", JSON.stringify(prediction.json));
     const [first, second, third] = prediction.json.output as string[];
     assert.equal(first, second, "the same file named twice is stored once");
-    assert.equal(await fileText(first), "written once, returned twice");
-    assert.equal(await fileText(third), "the model's own file");
+    assert.equal(await fileText(first, trusted), "written once, returned twice");
+    assert.equal(await fileText(third, trusted), "the model's own file");
     assert.equal(await readFile(outside, "utf8"), "the model's own file", "a path outside scratch is copied");
   });
 
@@ -296,16 +352,21 @@ export default definePredictor({
       (await readFile(marker, "utf8").catch(() => "")).split("\n").filter(Boolean).map(Number);
     // Each process that runs predictions keeps its own instances (a cluster has two).
     const processes = TEST_BACKEND === "cluster" ? 2 : 1;
-    const version = await pushVersion("warm", source, schema);
+    const version = await pushVersion("warm", source, schema, trusted);
     assert.equal(version.status, 201, JSON.stringify(version.json));
-    const created = await api("POST", "/deployments", {
-      name: "warm",
-      model: "local/pushed",
-      version: version.json.id,
-      hardware: "cpu",
-      min_instances: 1,
-      max_instances: 1,
-    });
+    const created = await api(
+      "POST",
+      "/deployments",
+      {
+        name: "warm",
+        model: "local/pushed",
+        version: version.json.id,
+        hardware: "cpu",
+        min_instances: 1,
+        max_instances: 1,
+      },
+      trusted,
+    );
     assert.equal(created.status, 200, JSON.stringify(created.json));
 
     const warmed = await eventually("the warm instances", async () => {
@@ -313,28 +374,28 @@ export default definePredictor({
       return pids.length === processes ? pids : undefined;
     });
     assert.ok(warmed.every(alive));
-    const prediction = await api("POST", "/deployments/local/warm/predictions", { input: {} });
+    const prediction = await api("POST", "/deployments/local/warm/predictions", { input: {} }, trusted);
     assert.equal(prediction.json.status, "succeeded", JSON.stringify(prediction.json));
     assert.ok(warmed.includes(Number(prediction.json.output)), "ran on a warmed process");
     assert.deepEqual(await setups(), warmed, "no setup beyond the warmed instances");
 
     // A new release without a minimum retires the old release's processes.
-    const cooled = await api("PATCH", "/deployments/local/warm", { min_instances: 0 });
+    const cooled = await api("PATCH", "/deployments/local/warm", { min_instances: 0 }, trusted);
     assert.equal(cooled.status, 200, JSON.stringify(cooled.json));
     await eventually("the old release's processes to stop", async () =>
       warmed.some(alive) ? undefined : true,
     );
 
     // Back to one: new processes start; deleting the deployment stops them.
-    assert.equal((await api("PATCH", "/deployments/local/warm", { min_instances: 1 })).status, 200);
+    assert.equal((await api("PATCH", "/deployments/local/warm", { min_instances: 1 }, trusted)).status, 200);
     const rewarmed = await eventually("the new release's instances", async () => {
       const pids = (await setups()).filter((pid) => !warmed.includes(pid));
       return pids.length === processes ? pids : undefined;
     });
     assert.ok(rewarmed.every(alive));
-    const deleted = await fetch(`${server.apiUrl}/deployments/local/warm`, {
+    const deleted = await fetch(`${trusted.apiUrl}/deployments/local/warm`, {
       method: "DELETE",
-      headers: { authorization: `Bearer ${server.token}` },
+      headers: { authorization: `Bearer ${trusted.token}` },
     });
     assert.equal(deleted.status, 204);
     await eventually("the deleted deployment's processes to stop", async () =>

@@ -13,8 +13,9 @@ const HELP = `Usage: replicant push OWNER/NAME [DIR] [--cog-url URL | --gguf FIL
 
 Registers a new version of OWNER/NAME on a server (the model is created, private, if it does not exist):
   DIR              a TypeScript predictor directory: its replicant.json names the compiled predictor
-                   ({"predictor": "dist/predict.js", "hardware": "cpu"}); it is packed and uploaded, and
-                   runs in runner processes on the server (default DIR: .)
+                   ({"predictor": "dist/predict.js", "hardware": "cpu", "env": {"NAME": "value"}}); it is
+                   packed and uploaded, and runs contained in runner processes on the server, which see
+                   only the env it declares (default DIR: .). Needs the push permission on the server
   --cog-url URL    a running Cog-protocol server (Cog or \`replicant serve-model\`): the version's schema
                    comes from URL/openapi.json and its predictions are sent there
   --gguf FILE      a language model in GGUF format, served by the built-in llm-gguf runner with the usual
@@ -87,7 +88,14 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
 
   // Work that needs no server comes first, so a mistake is reported before anything is created.
   let bundle:
-    | { archive: string; cleanup: () => Promise<void>; predictor: string; schema: unknown; hardware: string }
+    | {
+        archive: string;
+        cleanup: () => Promise<void>;
+        predictor: string;
+        schema: unknown;
+        hardware: string;
+        env: Record<string, string> | undefined;
+      }
     | undefined;
   if (!cogUrl && !gguf) {
     const { dir, predictorPath, manifest } = await resolvePredictor(parsed.positionals[1] ?? ".");
@@ -123,6 +131,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       predictor: resolve(predictorPath).slice(dir.length + 1),
       schema,
       hardware: manifest.hardware ?? "cpu",
+      env: manifest.env,
     };
   }
 
@@ -160,6 +169,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           bundle_file: fileId,
           predictor: bundle!.predictor,
           openapi_schema: bundle!.schema,
+          ...(bundle!.env ? { env: bundle!.env } : {}),
         });
       }
       io.stdout.write(`${owner}/${name}:${version.id}\n`);

@@ -33,6 +33,14 @@ Options:
   --body-limit BYTES       largest JSON request body (default 1048576)
   --file-size-limit BYTES  largest uploaded file (default 104857600)
   --file-outputs MODE      auto (data URIs for small files on plain http, default) or url
+  --sandbox MODE           how pushed bundles run: auto (bubblewrap where it works, else process;
+                           default), bwrap, process (own user when root, limits) or none (with
+                           the server's rights; only for code you trust). See docs/security.md
+  --runner-memory MB       memory limit of each pushed bundle's runner process (default 2048)
+  --runner-pids N          processes and threads of each such runner (default 256)
+  --runner-cpus N          CPU cores' worth of time each such runner may use (default unlimited)
+  --allow-push-from-all    let every account push models (default: the default account and the
+                           accounts it granted push with \`replicant grant USERNAME push\`)
   --role ROLE              scale-out only: api (HTTP API, no predictions run here), worker (runs
                            predictions, webhooks and housekeeping; serves only GET /health on
                            --port) or all (both, default)
@@ -89,6 +97,11 @@ export async function main(argv: string[]): Promise<number> {
       "body-limit": { type: "string" },
       "file-size-limit": { type: "string" },
       "file-outputs": { type: "string" },
+      sandbox: { type: "string", default: "auto" },
+      "runner-memory": { type: "string", default: "2048" },
+      "runner-pids": { type: "string", default: "256" },
+      "runner-cpus": { type: "string" },
+      "allow-push-from-all": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -130,6 +143,22 @@ export async function main(argv: string[]): Promise<number> {
     !(limits.length === 2 && limits.every((n) => Number.isInteger(n) && n > 0))
   )
     throw new Error("--rate-limit must be off or CREATES,OTHER (requests a minute)");
+  const sandboxes = ["auto", "bwrap", "process", "none"] as const;
+  const sandbox = sandboxes.find((m) => m === values.sandbox);
+  if (!sandbox) throw new Error("--sandbox must be auto, bwrap, process or none");
+  const positive = (name: string, raw: string, integer: boolean): number => {
+    const value = Number(raw);
+    if (!(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value)))
+      throw new Error(`--${name} must be a positive ${integer ? "integer" : "number"}`);
+    return value;
+  };
+  const runnerLimits = {
+    memoryMb: positive("runner-memory", values["runner-memory"], true),
+    pids: positive("runner-pids", values["runner-pids"], true),
+    ...(values["runner-cpus"] !== undefined
+      ? { cpus: positive("runner-cpus", values["runner-cpus"], false) }
+      : {}),
+  };
   const scaleOut = scaleOutConfigFromEnv(process.env);
   const signingKey = process.env.REPLICANT_SIGNING_KEY || undefined;
   if (scaleOut === undefined && role !== "all")
@@ -157,6 +186,9 @@ export async function main(argv: string[]): Promise<number> {
     role,
     scaleOut,
     signingKey,
+    sandbox,
+    runnerLimits,
+    allowPushFromAll: values["allow-push-from-all"],
     ...(bodyLimit !== undefined ? { bodyLimit } : {}),
     ...(fileSizeLimit !== undefined ? { fileSizeLimit } : {}),
     ...(fileOutputs !== undefined ? { fileOutputs } : {}),

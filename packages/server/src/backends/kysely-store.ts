@@ -4,6 +4,7 @@ import { CompiledQuery, type Kysely, type RawBuilder, sql } from "kysely";
 import { FinishedRecordCache } from "./finished-record-cache.js";
 import { GroupCommitter } from "./group-commit.js";
 import type {
+  AccountPermission,
   AccountRecord,
   CollectionRecord,
   DeploymentRecord,
@@ -49,6 +50,12 @@ export interface TokensTable {
   prefix: string;
   name: string | null;
   created_at: string;
+}
+
+export interface AccountGrantsTable {
+  account_id: string;
+  permission: string;
+  granted_at: string;
 }
 
 export interface ModelsTable {
@@ -187,6 +194,7 @@ export interface MigrationsTable {
 export interface Database {
   accounts: AccountsTable;
   tokens: TokensTable;
+  account_grants: AccountGrantsTable;
   models: ModelsTable;
   versions: VersionsTable;
   predictions: PredictionsTable;
@@ -769,6 +777,13 @@ function migrations(dialect: StoreDialect): string[][] {
         PRIMARY KEY (account_id, key))`,
       "CREATE INDEX IF NOT EXISTS idempotency_created ON idempotency (created_at)",
     ],
+    [
+      `CREATE TABLE IF NOT EXISTS account_grants (
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        permission TEXT NOT NULL,
+        granted_at TEXT NOT NULL,
+        PRIMARY KEY (account_id, permission))`,
+    ],
   ];
 }
 
@@ -933,6 +948,32 @@ export class KyselyStore implements Store {
       .where("account_id", "=", accountId)
       .where("hash", "=", hash);
     return (await this.executor.run(query.compile())).changes > 0;
+  }
+
+  async grantPermission(accountId: string, permission: AccountPermission, grantedAt: string): Promise<void> {
+    const query = this.kysely
+      .insertInto("account_grants")
+      .values({ account_id: accountId, permission, granted_at: grantedAt })
+      .onConflict((conflict) => conflict.columns(["account_id", "permission"]).doNothing());
+    await this.executor.run(query.compile());
+  }
+
+  async revokePermission(accountId: string, permission: AccountPermission): Promise<boolean> {
+    const query = this.kysely
+      .deleteFrom("account_grants")
+      .where("account_id", "=", accountId)
+      .where("permission", "=", permission);
+    return (await this.executor.run(query.compile())).changes > 0;
+  }
+
+  async listPermissions(accountId: string): Promise<AccountPermission[]> {
+    const query = this.kysely
+      .selectFrom("account_grants")
+      .select("permission")
+      .where("account_id", "=", accountId)
+      .orderBy("permission");
+    const rows = await this.all<{ permission: string }>(query.compile(), PLAIN);
+    return rows.map((row) => row.permission as AccountPermission);
   }
 
   // --- models -----------------------------------------------------------------------------------

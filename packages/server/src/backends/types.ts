@@ -24,6 +24,9 @@ export interface AccountRecord {
   created_at: string;
 }
 
+/** What an account may do beyond the API every account has; granted by the default account. */
+export type AccountPermission = "push";
+
 export interface TokenRecord {
   /** SHA-256 hex of the token; the token itself is never stored. */
   hash: string;
@@ -40,7 +43,14 @@ export type RunnerSpec =
   | { kind: "cog"; url: string }
   | { kind: "package"; path: string; weights?: string }
   /** A pushed predictor: a .tar.gz blob unpacked on the worker, and the predictor module inside it. */
-  | { kind: "bundle"; bundle: string; predictor: string; weights?: string };
+  | {
+      kind: "bundle";
+      bundle: string;
+      predictor: string;
+      weights?: string;
+      /** Environment variables the bundle's manifest declares (the only ones its runners see beside the runtime's). */
+      env?: Record<string, string>;
+    };
 
 export interface ModelRecord {
   id: string;
@@ -245,6 +255,12 @@ export interface Store {
   getAccountByTokenHash(hash: string): Promise<AccountRecord | undefined>;
   listTokens(accountId: string): Promise<TokenRecord[]>;
   deleteToken(accountId: string, hash: string): Promise<boolean>;
+
+  /** Grants a permission (idempotent). */
+  grantPermission(accountId: string, permission: AccountPermission, grantedAt: string): Promise<void>;
+  /** Whether a grant was removed. */
+  revokePermission(accountId: string, permission: AccountPermission): Promise<boolean>;
+  listPermissions(accountId: string): Promise<AccountPermission[]>;
 
   createModel(model: ModelRecord): Promise<void>;
   getModel(owner: string, name: string): Promise<ModelRecord | undefined>;

@@ -10,4 +10,6 @@ export interface BuiltinModel {
   predictorPath: string;
   /** Shown in models.list; unlisted ones are templates that need the user's weights. Default true. */
   listed?: boolean;
+  /** The server's environment variables the model reads (its settings); runners get no others. */
+  environment?: readonly string[];
 }

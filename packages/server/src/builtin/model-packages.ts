@@ -10,15 +10,31 @@ import type { BuiltinModel } from "./builtin-model.js";
  * in models.list and the built-in collection; the others are templates that need weights from the user
  * (`replicant push OWNER/NAME --gguf FILE`).
  */
-const PACKAGES: readonly { name: string; specifier: string; listed: boolean }[] = [
+const LLM_ENVIRONMENT = ["REPLICANT_LLM_THREADS", "REPLICANT_GGUF_PATH"];
+const PACKAGES: readonly { name: string; specifier: string; listed: boolean; environment?: string[] }[] = [
   { name: "ocr", specifier: "@replicant/model-ocr", listed: true },
-  { name: "upscale", specifier: "@replicant/model-upscale", listed: true },
-  { name: "classify", specifier: "@replicant/model-classify", listed: true },
+  {
+    name: "upscale",
+    specifier: "@replicant/model-upscale",
+    listed: true,
+    environment: ["REPLICANT_UPSCALE_MAX_PIXELS"],
+  },
+  {
+    name: "classify",
+    specifier: "@replicant/model-classify",
+    listed: true,
+    environment: ["REPLICANT_CLASSIFY_MODEL"],
+  },
   { name: "char-lm", specifier: "@replicant/model-char-lm", listed: true },
   { name: "tts", specifier: "@replicant/model-tts", listed: true },
   { name: "background-removal", specifier: "@replicant/model-background-removal", listed: true },
-  { name: "llm-gguf", specifier: "@replicant/model-llm-gguf", listed: false },
-  { name: "llm-gguf-embeddings", specifier: "@replicant/model-llm-gguf/embeddings", listed: false },
+  { name: "llm-gguf", specifier: "@replicant/model-llm-gguf", listed: false, environment: LLM_ENVIRONMENT },
+  {
+    name: "llm-gguf-embeddings",
+    specifier: "@replicant/model-llm-gguf/embeddings",
+    listed: false,
+    environment: LLM_ENVIRONMENT,
+  },
 ];
 
 function resolveInstalled(specifier: string): string | undefined {
@@ -72,6 +88,7 @@ export async function installedModelPackages(): Promise<BuiltinModel[]> {
       readme: existsSync(readmePath) ? await readFile(readmePath, "utf8") : `# ${pkg.name}\n`,
       predictorPath,
       listed: pkg.listed,
+      ...(pkg.environment ? { environment: pkg.environment } : {}),
     });
   }
   return models;

@@ -1,3 +1,4 @@
+import type { AccountPermission, AccountRecord } from "../backends/types.js";
 import { ensureAccount, issueToken } from "../bootstrap.js";
 import { badRequest, conflict, notFound, ProblemError } from "../errors.js";
 import { accountOf, addRoute, params } from "../http.js";
@@ -5,6 +6,7 @@ import { newApiToken } from "../ids.js";
 import type { RouteDeps } from "./deps.js";
 
 const USERNAME = /^[a-z0-9][a-z0-9_-]{0,38}$/;
+const PERMISSIONS: readonly AccountPermission[] = ["push"];
 
 /**
  * Replicant-only endpoints (beside Replicate's, changing none of theirs): accounts and API tokens.
@@ -31,6 +33,56 @@ export function registerAdminRoutes({ app, table, ctx }: RouteDeps): void {
     await issueToken(store, account, token, "created with the account", now);
     return reply.code(201).send({ username: account.username, type: account.type, token });
   });
+
+  /** The account named in the path, for the default account only (grants are the operator's decision). */
+  const grantee = async (request: Parameters<typeof accountOf>[0]) => {
+    if (accountOf(request).username !== config.defaultUsername)
+      throw new ProblemError(403, "Forbidden", "Only the server's default account can grant permissions");
+    const username = params(request).username ?? "";
+    const account = USERNAME.test(username) ? await store.getAccountByUsername(username) : undefined;
+    if (!account) throw notFound("Account not found");
+    return account;
+  };
+  const permissionOf = (request: Parameters<typeof accountOf>[0]): AccountPermission => {
+    const permission = params(request).permission ?? "";
+    if (!PERMISSIONS.includes(permission as AccountPermission))
+      throw notFound(
+        `Unknown permission ${permission.slice(0, 40)}: the permissions are ${PERMISSIONS.join(", ")}`,
+      );
+    return permission as AccountPermission;
+  };
+  const grantsJson = async (account: AccountRecord) => ({
+    username: account.username,
+    permissions: await store.listPermissions(account.id),
+  });
+
+  addRoute(app, table, "GET", "/v1/replicant/accounts/:username/permissions", async (request) =>
+    grantsJson(await grantee(request)),
+  );
+
+  addRoute(
+    app,
+    table,
+    "POST",
+    "/v1/replicant/accounts/:username/permissions/:permission",
+    async (request) => {
+      const account = await grantee(request);
+      await store.grantPermission(account.id, permissionOf(request), ctx.now().toISOString());
+      return grantsJson(account);
+    },
+  );
+
+  addRoute(
+    app,
+    table,
+    "DELETE",
+    "/v1/replicant/accounts/:username/permissions/:permission",
+    async (request) => {
+      const account = await grantee(request);
+      await store.revokePermission(account.id, permissionOf(request));
+      return grantsJson(account);
+    },
+  );
 
   addRoute(app, table, "GET", "/v1/replicant/tokens", async (request) => {
     const tokens = await store.listTokens(accountOf(request).id);

@@ -1,14 +1,16 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import type { VersionRecord } from "../backends/types.js";
+import type { AccountRecord, VersionRecord } from "../backends/types.js";
 import { predictorSchema } from "../bootstrap.js";
 import { findBuiltin } from "../builtin/index.js";
 import { extractBundle, isSafeRelativePath, predictorInBundle } from "../bundles.js";
+import type { ServerContext } from "../context.js";
 import { badRequest, notFound, ProblemError, validationFailed } from "../errors.js";
 import { accountOf, addRoute, params } from "../http.js";
 import { newVersionId } from "../ids.js";
 import { createGuardedFetch } from "../net/guarded-fetch.js";
 import { checkOutboundUrl } from "../net/url-guard.js";
+import { declaredEnvironmentProblem } from "../runners/runner-environment.js";
 import { versionJson } from "../serialize.js";
 import type { RouteDeps } from "./deps.js";
 
@@ -26,6 +28,21 @@ function checkSchema(schema: unknown): Record<string, unknown> {
     ]);
   }
   return schema as Record<string, unknown>;
+}
+
+/**
+ * Pushing runs the account's code (or weights, or a Cog server's answers) on this server: by default only
+ * the default account and the accounts it granted `push` may (`--allow-push-from-all` opens it).
+ */
+async function checkPushAllowed(ctx: ServerContext, account: AccountRecord): Promise<void> {
+  const { config, store } = ctx;
+  if (config.allowPushFromAll || account.username === config.defaultUsername) return;
+  if ((await store.listPermissions(account.id)).includes("push")) return;
+  throw new ProblemError(
+    403,
+    "Push not allowed",
+    `The account ${account.username} may not push models to this server. Ask its operator to run \`replicant grant ${account.username} push\` (as the server's default account), or to start it with --allow-push-from-all.`,
+  );
 }
 
 /**
@@ -55,6 +72,7 @@ export function registerPushRoutes({ app, table, ctx }: RouteDeps): void {
         throw notFound("Model not found");
       if (model.owner_account_id !== account.id)
         throw new ProblemError(403, "Forbidden", "You can only push versions of models you own");
+      await checkPushAllowed(ctx, account);
       const body = request.body as Record<string, unknown> | undefined;
       if (typeof body !== "object" || body === null)
         throw badRequest("The request body must be a JSON object");
@@ -103,6 +121,12 @@ export function registerPushRoutes({ app, table, ctx }: RouteDeps): void {
             },
           ]);
         }
+        let env: Record<string, string> | undefined;
+        if (body.env !== undefined) {
+          const problem = declaredEnvironmentProblem(body.env);
+          if (problem) throw validationFailed([{ type: "invalid", field: "env", description: problem }]);
+          env = body.env as Record<string, string>;
+        }
         // The bundle is copied out of the Files API so that the file's expiry does not remove the version's code.
         const bundleKey = `bundles/${id}.tar.gz`;
         const source = await ctx.blobs.get(file.blob_key);
@@ -129,7 +153,7 @@ export function registerPushRoutes({ app, table, ctx }: RouteDeps): void {
           model_id: model.id,
           openapi_schema: checkSchema(body.openapi_schema),
           cog_version: "replicant",
-          runner: { kind: "bundle", bundle: bundleKey, predictor },
+          runner: { kind: "bundle", bundle: bundleKey, predictor, ...(env ? { env } : {}) },
           training_schema: null,
           created_at: createdAt,
         };

@@ -127,6 +127,23 @@ export function storeConformance(name: string, factory: StoreFactory): void {
           assert.equal(await store.getAccountByTokenHash(t1.hash), undefined);
           assert.deepEqual(await store.listTokens(alice.id), [t2]);
         }));
+
+      it("grants, lists and revokes permissions per account, idempotently", () =>
+        withStore(async (store) => {
+          const alice = makeAccount();
+          const bob = makeAccount();
+          await store.createAccount(alice);
+          await store.createAccount(bob);
+          assert.deepEqual(await store.listPermissions(alice.id), []);
+          await store.grantPermission(alice.id, "push", at(1));
+          await store.grantPermission(alice.id, "push", at(2));
+          assert.deepEqual(await store.listPermissions(alice.id), ["push"]);
+          assert.deepEqual(await store.listPermissions(bob.id), [], "a grant leaked to another account");
+          assert.equal(await store.revokePermission(bob.id, "push"), false);
+          assert.equal(await store.revokePermission(alice.id, "push"), true);
+          assert.equal(await store.revokePermission(alice.id, "push"), false);
+          assert.deepEqual(await store.listPermissions(alice.id), []);
+        }));
     });
 
     describe("models", () => {
