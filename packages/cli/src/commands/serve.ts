@@ -16,7 +16,8 @@ const HELP = `Usage: replicant serve [options]
 
 Runs a Replicate-compatible API server in the foreground: one process with SQLite and a local
 directory by default, or one process of a scale-out deployment (PostgreSQL, Redis, S3) when
-REPLICANT_DATABASE_URL is set.
+REPLICANT_DATABASE_URL is set. At start it prints a one-time sign-in link to the web playground
+(embedded mode; \`replicant open\` makes another).
 
 Options:
   --host HOST              address to listen on (default 127.0.0.1)
