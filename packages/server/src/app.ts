@@ -338,7 +338,8 @@ export class ReplicantServer {
 
   /**
    * A one-time link that signs the playground in as the default account (what `replicant serve` prints),
-   * or undefined where this server issues none (no playground build, or scale-out).
+   * or undefined where this server issues none (no playground build, or scale-out). Call it after
+   * `listen()`: the link names the public URL, which a port 0 only settles there.
    */
   createLoginLink(): string | undefined {
     if (loginLinkRefusal(this.ctx.config) !== undefined) return undefined;
