@@ -75,6 +75,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "Forget the token saved for a server",
     load: async () => (await import("./commands/login.js")).logout,
   },
+  open: {
+    summary: "Open the web playground, signed in, through a one-time link",
+    load: async () => (await import("./commands/open.js")).main,
+  },
   serve: {
     summary: "Run a Replicate-compatible API server",
     load: async () => (await import("./commands/serve.js")).main,

@@ -25,7 +25,15 @@ export interface Connection {
  * REPLICATE_BASE_URL with a token saved by `replicant login`; the host of the last login; a `replicant serve`
  * running on $REPLICANT_HOME; else the embedded default, a server in this process on $REPLICANT_HOME.
  */
-export async function connect(io: CliIo): Promise<Connection> {
+export interface ConnectOptions {
+  /**
+   * Where the embedded default would start, refuse instead with this message (a command whose result
+   * must outlive it: an in-process server stops when the command exits).
+   */
+  embedded?: string;
+}
+
+export async function connect(io: CliIo, options: ConnectOptions = {}): Promise<Connection> {
   const env = io.env;
   const home = replicantHome(env);
   const envToken = env.REPLICATE_API_TOKEN;
@@ -61,6 +69,7 @@ export async function connect(io: CliIo): Promise<Connection> {
     );
     return remote(`${running.url.replace(/\/+$/, "")}/v1`, token, "local-server");
   }
+  if (options.embedded !== undefined) throw new CliError(options.embedded, EXIT.failed);
   return embedded(io, home);
 }
 
@@ -114,8 +123,9 @@ async function embedded(io: CliIo, dataDir: string): Promise<Connection> {
 export async function withConnection(
   io: CliIo,
   body: (connection: Connection) => Promise<number>,
+  options: ConnectOptions = {},
 ): Promise<number> {
-  const connection = await connect(io);
+  const connection = await connect(io, options);
   try {
     return await body(connection);
   } finally {

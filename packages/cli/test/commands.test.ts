@@ -51,6 +51,7 @@ describe("help and usage", () => {
       "webhooks",
       "types",
       "login",
+      "open",
     ])
       assert.match(out, new RegExp(`\\n  ${name} `));
     assert.match(out, /130 +interrupted/);
@@ -71,6 +72,7 @@ describe("help and usage", () => {
       ["hardware"],
       ["account"],
       ["collections"],
+      ["open"],
     ]) {
       const { code, out } = await cli([...args, "--help"]);
       assert.equal(code, 0, args.join(" "));

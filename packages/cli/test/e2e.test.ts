@@ -145,6 +145,55 @@ describe("replicant binary", () => {
     }
   });
 
+  /** What the playground does with a sign-in link: POST its code, get the token (or a problem). */
+  async function spendLink(link: string): Promise<{ status: number; token?: string }> {
+    const url = new URL(link);
+    const response = await fetch(`${url.origin}/replicant/session`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ code: url.searchParams.get("login") }),
+    });
+    return { status: response.status, ...((await response.json()) as { token?: string }) };
+  }
+
+  test("open --print prints a one-time sign-in link for the current token", async () => {
+    const child = spawnCli(["open", "--print"], env);
+    assert.equal(await child.code, 0, child.stderr());
+    const link = child.stdout().trim();
+    assert.match(link, new RegExp(`^${server.url}/\\?login=[\\w-]{43}$`));
+    assert.deepEqual(await spendLink(link), { status: 200, token: server.token, username: "local" });
+    assert.equal((await spendLink(link)).status, 403, "valid once");
+  });
+
+  test("open with no server running says to start one, and starts nothing", async () => {
+    const home = join(work, "open-home");
+    const child = spawnCli(["open", "--no-browser"], { REPLICANT_HOME: home });
+    assert.equal(await child.code, 1);
+    assert.equal(child.stdout(), "");
+    assert.match(child.stderr(), /start one with `replicant serve` and run `replicant open` again/);
+    assert.ok(!existsSync(join(home, "admin-token")), "no embedded server was started");
+  });
+
+  test("serve prints a sign-in link at start, and open makes another for it", async () => {
+    const home = await mkdtemp(join(tmpdir(), "replicant-cli-open-"));
+    const serve = spawnCli(["serve", "--port", "0", "--data", home], { REPLICANT_HOME: home });
+    try {
+      await serve.waitFor(/\?login=[\w-]{43}\n/, 30_000);
+      const printed = /(http:\/\/\S+\?login=[\w-]{43})\n/.exec(serve.stdout())?.[1] ?? "";
+      assert.match(serve.stdout(), /Open the web playground, signed in \(valid once, for 5 minutes/);
+      const token = (await readFile(join(home, "admin-token"), "utf8")).trim();
+      assert.deepEqual(await spendLink(printed), { status: 200, token, username: "local" });
+      // No token in the environment: `open` finds the running serve through REPLICANT_HOME.
+      const open = spawnCli(["open", "--print"], { REPLICANT_HOME: home });
+      assert.equal(await open.code, 0, open.stderr());
+      assert.equal((await spendLink(open.stdout().trim())).token, token);
+    } finally {
+      serve.kill("SIGTERM");
+      await serve.code;
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
   test("with no token, the embedded default runs on REPLICANT_HOME and says so", async () => {
     const home = join(work, "fresh-home");
     const child = spawnCli(["run", "replicate/hello-world", "-i", "text=world", "--text"], {

@@ -18,9 +18,10 @@ import type { ServerContext } from "./context.js";
 import { Director } from "./director.js";
 import { ProblemError } from "./errors.js";
 import { FileOutputs } from "./file-outputs.js";
-import { RouteTable } from "./http.js";
+import { bearerToken, RouteTable } from "./http.js";
 import { sha256Hex } from "./ids.js";
 import { createInputMaterializer } from "./input-wiring.js";
+import { LoginLinks } from "./login-links.js";
 import { Maintenance } from "./maintenance.js";
 import { checkOutboundUrl } from "./net/url-guard.js";
 import { PredictionService } from "./predictions-service.js";
@@ -33,6 +34,7 @@ import { registerHardwareRoutes } from "./routes/hardware.js";
 import { registerModelRoutes } from "./routes/models.js";
 import { registerPredictionRoutes } from "./routes/predictions.js";
 import { registerPushRoutes } from "./routes/push.js";
+import { loginLinkRefusal, loginUrl, registerSignInRoutes } from "./routes/sign-in.js";
 import { registerStreamRoutes } from "./routes/stream.js";
 import { registerTrainingRoutes } from "./routes/trainings.js";
 import { registerWebRoutes } from "./routes/web.js";
@@ -95,6 +97,8 @@ export class ReplicantServer {
   /** The default account's token, and whether it was generated on this start (print it once). */
   adminToken = "";
   adminTokenGenerated = false;
+  /** The playground's one-time sign-in codes, in this process's memory (routes/sign-in.ts). */
+  readonly loginLinks: LoginLinks;
   private director: Director | undefined;
   private deploymentWarmer: NodeJS.Timeout | undefined;
   private webhooks: Webhooks | undefined;
@@ -115,6 +119,7 @@ export class ReplicantServer {
       versions: new VersionCache(backends.store),
       now: () => new Date(),
     };
+    this.loginLinks = new LoginLinks(() => this.ctx.now().getTime());
     this.app = Fastify({
       logger: config.logLevel === "silent" ? false : { level: config.logLevel },
       bodyLimit: config.bodyLimit,
@@ -308,6 +313,7 @@ export class ReplicantServer {
     registerHardwareRoutes(deps);
     registerAccountRoutes(deps);
     registerAdminRoutes(deps);
+    registerSignInRoutes(deps, this.loginLinks);
     registerWebRoutes(deps);
     registerPushRoutes(deps);
     app.get("/health", async () => ({ status: "ok" }));
@@ -320,10 +326,9 @@ export class ReplicantServer {
   }
 
   private async authenticate(header: string): Promise<AccountRecord> {
-    const match = /^(?:Bearer|Token) +(\S{1,512})$/i.exec(header.trim());
-    if (!match?.[1])
+    const token = bearerToken(header);
+    if (token === undefined)
       throw new ProblemError(401, "Unauthenticated", "You did not pass a valid authentication token");
-    const token = match[1];
     const now = Date.now();
     const hash = sha256Hex(token);
     const account = await this.ctx.store.getAccountByTokenHash(hash);
@@ -332,6 +337,16 @@ export class ReplicantServer {
     if (this.authCache.size > 10_000) this.authCache.clear();
     this.authCache.set(header, { account, hash, until: now + AUTH_CACHE_MS });
     return account;
+  }
+
+  /**
+   * A one-time link that signs the playground in as the default account (what `replicant serve` prints),
+   * or undefined where this server issues none (no playground build, or scale-out). Call it after
+   * `listen()`: the link names the public URL, which a port 0 only settles there.
+   */
+  createLoginLink(): string | undefined {
+    if (loginLinkRefusal(this.ctx.config) !== undefined) return undefined;
+    return loginUrl(this.ctx.urls, this.loginLinks.issue(this.adminToken).code);
   }
 
   /** Listens, then starts the director (recovering what a crash left), webhooks and housekeeping. */

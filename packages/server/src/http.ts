@@ -58,6 +58,11 @@ export function addRoute(
   app.route({ method, url: path, handler, config: { ...options } });
 }
 
+/** The token of an `Authorization: Bearer|Token …` header, or undefined. */
+export function bearerToken(header: string): string | undefined {
+  return /^(?:Bearer|Token) +(\S{1,512})$/i.exec(header.trim())?.[1];
+}
+
 /** The authenticated account; routes marked public may have none. */
 export function accountOf(request: FastifyRequest): AccountRecord {
   if (!request.account) throw unauthenticated("You did not pass an authentication token");

@@ -5,5 +5,6 @@ export { BUILTIN_MODELS, type BuiltinModel } from "./builtin/index.js";
 export { defaultConfig, type ServerConfig } from "./config.js";
 export type { ServerContext } from "./context.js";
 export { ProblemError } from "./errors.js";
+export { LOGIN_LINK_TTL_MS } from "./login-links.js";
 export type { FileValue, ModelRunner, RunCallbacks, RunRequest, RunResult } from "./runners/types.js";
 export { signWebhook } from "./webhooks/signing.js";

@@ -2,8 +2,6 @@ import { useEffect, useState } from "preact/hooks";
 
 /** Where the API token lives in the browser. */
 export const TOKEN_KEY = "replicant.token";
-/** Set after an explicit sign-out, so that the loopback auto sign-in does not undo it. */
-export const SIGNED_OUT_KEY = "replicant.signedOut";
 
 export class ApiError extends Error {
   constructor(
@@ -43,13 +41,8 @@ export function getSession(): Session | null {
 export function setSession(next: Session | null): void {
   session = next;
   try {
-    if (next) {
-      localStorage.setItem(TOKEN_KEY, next.token);
-      localStorage.removeItem(SIGNED_OUT_KEY);
-    } else {
-      localStorage.removeItem(TOKEN_KEY);
-      localStorage.setItem(SIGNED_OUT_KEY, "1");
-    }
+    if (next) localStorage.setItem(TOKEN_KEY, next.token);
+    else localStorage.removeItem(TOKEN_KEY);
   } catch {
     // storage disabled: the session lasts as long as the page
   }
@@ -77,44 +70,59 @@ export async function signInWith(token: string): Promise<Session> {
 }
 
 /**
- * Restores the stored token, or, when none is stored and the user did not sign out, asks the server for the
- * local default account's token (`GET /replicant/session`, answered only on loopback: see the server's
- * routes/web.ts). Returns whether the local session is on offer, for the sign-in page.
+ * Takes a sign-in link's code (`/?login=CODE`, printed by `replicant serve` and `replicant open`) out of
+ * the address bar as the app starts, so that it stays in no history entry, bookmark or Referer.
  */
-export async function restoreSession(): Promise<{ localAvailable: boolean }> {
+export function takeLoginCode(): string | null {
+  const params = new URLSearchParams(location.search);
+  const code = params.get("login");
+  if (code === null) return null;
+  params.delete("login");
+  const search = params.toString();
+  history.replaceState(
+    history.state,
+    "",
+    `${location.pathname}${search ? `?${search}` : ""}${location.hash}`,
+  );
+  return code;
+}
+
+/** Trades a sign-in link's one-time code for its token, then signs in with it as a typed token would. */
+export async function signInWithLink(code: string): Promise<Session> {
+  // No Authorization header: the code alone is the credential.
+  const answer = await api<{ token: string }>("/replicant/session", {
+    method: "POST",
+    body: { code },
+    token: "",
+  });
+  return signInWith(answer.token);
+}
+
+/**
+ * Signs in with a sign-in link's code when the URL has one, else restores the stored token. Returns why a
+ * link did not sign in, for the sign-in page.
+ */
+export async function restoreSession(): Promise<{ loginError: string | null }> {
+  const code = takeLoginCode();
+  let loginError: string | null = null;
+  if (code !== null) {
+    try {
+      await signInWithLink(code);
+      return { loginError };
+    } catch (error) {
+      loginError = error instanceof ApiError ? error.detail || error.title : errorText(error);
+    }
+  }
   const stored = readStoredToken();
   if (stored) {
     try {
       await signInWith(stored);
-      return { localAvailable: false };
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 401)) throw error;
       setSession(null);
     }
   }
-  const local = await fetchLocalSession();
-  let signedOut = false;
-  try {
-    signedOut = localStorage.getItem(SIGNED_OUT_KEY) === "1";
-  } catch {
-    signedOut = false;
-  }
-  if (local && !signedOut) {
-    await signInWith(local);
-    return { localAvailable: true };
-  }
-  return { localAvailable: local !== null };
-}
-
-export async function fetchLocalSession(): Promise<string | null> {
-  try {
-    const response = await fetch("/replicant/session", { headers: { accept: "application/json" } });
-    if (!response.ok) return null;
-    const body = (await response.json()) as { token?: unknown };
-    return typeof body.token === "string" ? body.token : null;
-  } catch {
-    return null;
-  }
+  return { loginError };
 }
 
 // ---- requests ---------------------------------------------------------------------------------

@@ -42,14 +42,14 @@ export function App() {
   const session = useSession();
   const { path } = useLocation();
   const [ready, setReady] = useState(false);
-  const [localAvailable, setLocalAvailable] = useState(false);
+  const [loginError, setLoginError] = useState<string | null>(null);
   const [startError, setStartError] = useState<string | null>(null);
   const main = useRef<HTMLElement>(null);
 
   useEffect(() => {
     restoreSession().then(
       (result) => {
-        setLocalAvailable(result.localAvailable);
+        setLoginError(result.loginError);
         setReady(true);
       },
       (error: unknown) => {
@@ -126,7 +126,7 @@ export function App() {
         {!ready ? (
           <Loading label="Connecting…" />
         ) : !session || path === "/sign-in" ? (
-          <SignInPage localAvailable={localAvailable} />
+          <SignInPage loginError={loginError} />
         ) : (
           <Page path={path} />
         )}

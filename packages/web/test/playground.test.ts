@@ -72,21 +72,34 @@ describe("web playground in Chromium", { skip: skipBrowser, timeout: 240_000 }, 
     return new URL(page.url()).pathname.split("/").pop() ?? "";
   }
 
-  test("signs in by itself on loopback, and with a token after signing out", async () => {
+  test("signs in through a one-time link, and with a token after signing out", async () => {
+    // Nothing signs in by itself any more: without a link, the sign-in page.
     await page.goto(server.url);
+    await page.getByLabel("API token").waitFor();
+    const link = server.server.createLoginLink() ?? "";
+    assert.match(link, /\?login=[\w-]{43}$/);
+    await page.goto(link);
     await page.getByTestId("signed-in-as").filter({ hasText: "local" }).waitFor();
     await page.locator(".model-card").first().waitFor();
+    assert.equal(new URL(page.url()).search, "", "the code is gone from the address bar");
+    assert.doesNotMatch(await page.evaluate(() => location.href), /login=/);
     const stored = await page.evaluate(() => localStorage.getItem("replicant.token"));
-    assert.equal(stored, server.token);
+    assert.equal(stored, server.token, "stored as a typed token is");
     await screenshot(page, "models");
 
     await page.getByRole("link", { name: "Account" }).click();
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.waitForURL(/\/sign-in/);
-    // Signed out on purpose: no automatic sign-in on reload.
+    // Signed out: a reload stays signed out, and the spent link says so.
     await page.reload();
     await page.getByLabel("API token").waitFor();
     await screenshot(page, "sign-in");
+    await page.goto(link);
+    await page
+      .getByRole("alert")
+      .filter({ hasText: "This sign-in link was used or has expired; run `replicant open` for a new one." })
+      .waitFor();
+    assert.doesNotMatch(page.url(), /login=/);
     await page.getByLabel("API token").fill("r8_not-a-real-token");
     await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await page
@@ -97,8 +110,8 @@ describe("web playground in Chromium", { skip: skipBrowser, timeout: 240_000 }, 
     await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await page.getByTestId("signed-in-as").filter({ hasText: "local" }).waitFor();
     assert.equal(await page.evaluate(() => localStorage.getItem("replicant.token")), server.token);
-    // Browser errors from the rejected token's 401 are expected; nothing else.
-    const unexpected = browser.errors.filter((e) => !/status of 401/.test(e));
+    // Browser errors from the spent link's 403 and the rejected token's 401 are expected; nothing else.
+    const unexpected = browser.errors.filter((e) => !/status of (401|403)/.test(e));
     assert.deepEqual(unexpected, []);
     browser.errors.length = 0;
   });
@@ -354,8 +367,11 @@ describe("web playground in Chromium", { skip: skipBrowser, timeout: 240_000 }, 
     try {
       const phone = await dark.newPage();
       await phone.setViewportSize({ width: 390, height: 844 });
-      await phone.goto(`${server.url}/p/${seen.stream}`);
+      // A sign-in link's code works on any page, which stays where it is once signed in.
+      const code = new URL(server.server.createLoginLink() ?? "").searchParams.get("login");
+      await phone.goto(`${server.url}/p/${seen.stream}?login=${code}`);
       await phone.getByTestId("signed-in-as").waitFor();
+      assert.equal(new URL(phone.url()).pathname + new URL(phone.url()).search, `/p/${seen.stream}`);
       await phone.locator(".status-row .status").filter({ hasText: "succeeded" }).waitFor();
       const background = await phone.evaluate(() => getComputedStyle(document.body).backgroundColor);
       assert.equal(background, "rgb(15, 17, 21)");

@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import {
   defaultConfig,
   describeScaleOut,
+  LOGIN_LINK_TTL_MS,
   ReplicantServer,
   type ServerConfig,
   scaleOutConfigFromEnv,
@@ -15,7 +16,8 @@ const HELP = `Usage: replicant serve [options]
 
 Runs a Replicate-compatible API server in the foreground: one process with SQLite and a local
 directory by default, or one process of a scale-out deployment (PostgreSQL, Redis, S3) when
-REPLICANT_DATABASE_URL is set.
+REPLICANT_DATABASE_URL is set. At start it prints a one-time sign-in link to the web playground
+(embedded mode; \`replicant open\` makes another).
 
 Options:
   --host HOST              address to listen on (default 127.0.0.1)
@@ -221,6 +223,16 @@ export async function main(argv: string[]): Promise<number> {
   if (server.adminTokenGenerated) {
     process.stdout.write(
       `Your API token (shown once; also in ${join(config.dataDir, "admin-token")}):\n  ${server.adminToken}\n`,
+    );
+  }
+  const link = server.createLoginLink();
+  if (link !== undefined) {
+    // Listening on every address: the link names this machine's loopback, which a local browser reaches.
+    const local = link.replace(/^http:\/\/(?:0\.0\.0\.0|\[::\])(?=[:/])/, (m) =>
+      m.includes("[") ? "http://[::1]" : "http://127.0.0.1",
+    );
+    process.stdout.write(
+      `Open the web playground, signed in (valid once, for ${LOGIN_LINK_TTL_MS / 60_000} minutes; \`replicant open\` makes another):\n  ${local}\n`,
     );
   }
   await new Promise<void>((resolve) => {

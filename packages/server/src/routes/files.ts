@@ -3,6 +3,7 @@ import type { FileRecord } from "../backends/types.js";
 import { badRequest, notFound, ProblemError, validationFailed } from "../errors.js";
 import { accountOf, addRoute, cursorOf, params, query, sendNoContent, toPage } from "../http.js";
 import { newId } from "../ids.js";
+import { downloadHeaders, isValidMediaType, MAX_MEDIA_TYPE_LENGTH } from "../media-types.js";
 import { fileJson } from "../serialize.js";
 import type { RouteDeps } from "./deps.js";
 
@@ -27,6 +28,21 @@ function parseMetadata(text: string): Record<string, unknown> {
   }
   return value as Record<string, unknown>;
 }
+
+/** `type`, or the `content` part's own Content-Type when no `type` was sent: both are refused alike. */
+const invalidType = (field: "type" | "content", value: string) => {
+  const what = field === "type" ? "type" : "the content part's Content-Type";
+  return validationFailed([
+    {
+      type: "invalid_media_type",
+      field,
+      description:
+        value.length > MAX_MEDIA_TYPE_LENGTH
+          ? `${what} must be at most ${MAX_MEDIA_TYPE_LENGTH} characters`
+          : `${what} must be a media type such as image/png or text/plain; charset=utf-8`,
+    },
+  ]);
+};
 
 export function registerFileRoutes({ app, table, ctx }: RouteDeps): void {
   const { store, blobs, urls } = ctx;
@@ -66,8 +82,11 @@ export function registerFileRoutes({ app, table, ctx }: RouteDeps): void {
         } else {
           const value = typeof part.value === "string" ? part.value : String(part.value);
           if (part.fieldname === "filename") filename = value;
-          else if (part.fieldname === "type") type = value;
-          else if (part.fieldname === "metadata") metadata = parseMetadata(value);
+          else if (part.fieldname === "type") {
+            // Refused here, before a content part that may follow is stored.
+            if (!isValidMediaType(value)) throw invalidType("type", value);
+            type = value;
+          } else if (part.fieldname === "metadata") metadata = parseMetadata(value);
         }
       }
     } catch (error) {
@@ -85,12 +104,18 @@ export function registerFileRoutes({ app, table, ctx }: RouteDeps): void {
         { type: "string_lte", field: "filename", description: "filename must be at most 255 bytes" },
       ]);
     }
+    // The declared type, else the part's own; either ends up in a response header, so it must be one.
+    const declared = type ?? (content.mimetype || "application/octet-stream");
+    if (!isValidMediaType(declared)) {
+      await blobs.delete(blobKey);
+      throw invalidType(type === undefined ? "content" : "type", declared);
+    }
     const now = ctx.now();
     const record: FileRecord = {
       id,
       account_id: account.id,
       name,
-      content_type: type ?? (content.mimetype || "application/octet-stream"),
+      content_type: declared,
       size: content.size,
       sha256: content.sha256,
       metadata,
@@ -140,11 +165,10 @@ export function registerFileRoutes({ app, table, ctx }: RouteDeps): void {
       if (!signed && request.account?.id !== file.account_id) throw notFound("File not found");
       const stream = await blobs.get(file.blob_key);
       if (!stream) throw notFound("File not found");
-      const safeName = file.name.replace(/[^\w.-]+/g, "_");
+      // Uploads and file outputs alike: documents and scripts are attachments, all of it sandboxed.
       return reply
-        .header("content-type", file.content_type)
+        .headers(downloadHeaders(file.content_type, file.name))
         .header("content-length", String(file.size))
-        .header("content-disposition", `inline; filename="${safeName}"`)
         .header("cache-control", "private, max-age=3600")
         .send(stream);
     },

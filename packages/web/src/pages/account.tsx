@@ -1,6 +1,6 @@
 import type { Account } from "@replicant/protocol";
 import { useState } from "preact/hooks";
-import { api, errorText, fetchLocalSession, setSession, signInWith, useApi } from "../api";
+import { api, errorText, setSession, signInWith, useApi } from "../api";
 import { navigate } from "../router";
 import { CopyButton, ErrorBox, Loading, PageTitle, Time } from "../ui";
 
@@ -171,9 +171,10 @@ export function AccountPage() {
   );
 }
 
-export function SignInPage({ localAvailable }: { localAvailable: boolean }) {
+/** `loginError`: why the sign-in link this page was opened with did not sign in. */
+export function SignInPage({ loginError }: { loginError: string | null }) {
   const [token, setToken] = useState("");
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(loginError);
   const [busy, setBusy] = useState(false);
   const next = new URLSearchParams(location.search).get("next");
   const done = () =>
@@ -209,34 +210,15 @@ export function SignInPage({ localAvailable }: { localAvailable: boolean }) {
             onInput={(e) => setToken(e.currentTarget.value)}
           />
           <p id="sign-in-hint" class="hint">
-            <code>replicant serve</code> prints the default account's token on its first start; it is also in
-            the data directory's <code>admin-token</code> file.
+            Or open a sign-in link: <code>replicant serve</code> prints one at start and{" "}
+            <code>replicant open</code> a new one. The default account's token is printed on the first start
+            and kept in the data directory's <code>admin-token</code> file.
           </p>
         </div>
         <div class="form-actions">
           <button type="submit" class="primary" disabled={busy || !token.trim()}>
             {busy ? "Signing in…" : "Sign in"}
           </button>
-          {localAvailable ? (
-            <button
-              type="button"
-              onClick={async () => {
-                const local = await fetchLocalSession();
-                if (!local) {
-                  setError("The local account is not available from here.");
-                  return;
-                }
-                try {
-                  await signInWith(local);
-                  done();
-                } catch (err) {
-                  setError(errorText(err));
-                }
-              }}
-            >
-              Continue as the local account
-            </button>
-          ) : null}
         </div>
         {error ? (
           <p role="alert" class="error-text">
