@@ -7,7 +7,7 @@ const PERMISSIONS = ["push"];
 
 const help = (verb: "grant" | "revoke") => `Usage: replicant ${verb} USERNAME PERMISSION
 
-${verb === "grant" ? "Grants" : "Revokes"} an account's permission on this server; only the server's default account may.
+${verb === "grant" ? "Gives an account a permission" : "Takes a permission back from an account"} on this server; only the server's default account may.
 Permissions:
   push    create model versions with \`replicant push\` (code, Cog servers, GGUF weights). Without it a
           push is refused, unless the server runs with --allow-push-from-all.
