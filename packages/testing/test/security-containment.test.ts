@@ -166,6 +166,7 @@ class Target {
       bundle_file: fileId,
       predictor: "dist/predict.js",
       openapi_schema: schema,
+      env: { GREETING: "declared by the manifest" },
     });
     assert.equal(version.status, 201, JSON.stringify(version.json));
     return `local/hostile:${version.json.id as string}`;
@@ -238,10 +239,11 @@ function containmentSuite(sandbox: "bwrap" | "process", skip: string | false) {
       for (const secret of [SECRET_TOKEN, SECRET_DATABASE, SECRET_S3, target.server.token])
         assert.ok(!text.includes(secret), `the runner saw a secret: ${text}`);
       const allowed =
-        /^(?:PATH|PWD|HOME|TMPDIR|LANG|LANGUAGE|LC_[A-Z]+|TZ|NODE_CHANNEL_FD|NODE_CHANNEL_SERIALIZATION_MODE)$/;
+        /^(?:PATH|PWD|HOME|TMPDIR|GREETING|LANG|LANGUAGE|LC_[A-Z]+|TZ|NODE_CHANNEL_FD|NODE_CHANNEL_SERIALIZATION_MODE)$/;
       const extra = Object.keys(env).filter((name) => !allowed.test(name));
       assert.deepEqual(extra, [], "variables beyond the built environment");
       assert.ok(env.HOME && !env.HOME.startsWith(target.server.dataDir), "HOME is the runner's own");
+      assert.equal(env.GREETING, "declared by the manifest", "the variables the version declares");
     });
 
     it("cannot read or list the data directory (signing key, database, admin token)", {

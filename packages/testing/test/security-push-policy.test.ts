@@ -58,7 +58,7 @@ async function uploadBytes(server: TestServer, token: string, bytes: Buffer): Pr
 }
 
 /** Creates OWNER/NAME (if needed) as `token`'s account and pushes the bundle bytes as a version. */
-async function push(server: TestServer, token: string, owner: string, bytes = bundle) {
+async function push(server: TestServer, token: string, owner: string, bytes = bundle, extra: object = {}) {
   const model = await call(server, token, "POST", "/models", {
     owner,
     name: "pushed",
@@ -71,6 +71,7 @@ async function push(server: TestServer, token: string, owner: string, bytes = bu
     bundle_file: fileId,
     predictor: "dist/predict.js",
     openapi_schema: SCHEMA,
+    ...extra,
   });
 }
 
@@ -192,6 +193,43 @@ describe("the push permission (default policy)", () => {
       assert.deepEqual(left, [], "staging directories left behind");
     },
   );
+});
+
+describe("a bundle's declared environment", () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer();
+  });
+  after(async () => server?.close());
+
+  it("refuses names the server sets or the linker reads, bad names, NUL, and too many, with a 422", async () => {
+    const bad: unknown[] = [
+      { LD_PRELOAD: "/tmp/evil.so" },
+      { NODE_OPTIONS: "--require /tmp/evil.js" },
+      { PATH: "/tmp" },
+      { HOME: "/" },
+      { "BAD NAME": "x" },
+      { "A\r\nB": "x" },
+      { OK: "nul\u0000inside" },
+      { OK: 5 },
+      ["not", "an", "object"],
+      Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`V${i}`, "x"])),
+      { BIG: "x".repeat(5000) },
+    ];
+    for (const env of bad) {
+      const refused = await push(server, server.token, "local", bundle, { env });
+      assert.equal(
+        refused.status,
+        422,
+        `${JSON.stringify(env).slice(0, 80)}: ${JSON.stringify(refused.json)}`,
+      );
+      assert.match(refused.type, /application\/problem\+json/);
+    }
+    const fine = await push(server, server.token, "local", bundle, {
+      env: { GREETING: "hello", LANG_MODEL: "x" },
+    });
+    assert.equal(fine.status, 201, JSON.stringify(fine.json));
+  });
 });
 
 describe("--allow-push-from-all", () => {
