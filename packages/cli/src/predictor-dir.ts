@@ -10,6 +10,8 @@ export interface PredictorManifest {
   description?: string;
   /** Environment variables the predictor's runner processes get on the server. */
   env?: Record<string, string>;
+  /** The predictor needs the network: on the server it goes out only through its SSRF policy. */
+  network?: boolean;
 }
 
 /**

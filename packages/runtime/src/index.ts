@@ -1,5 +1,6 @@
 export * from "./cog-client.js";
 export * from "./cog-server.js";
+export { EGRESS_PROXY_PORT } from "./egress-forwarder.js";
 export { progressLine } from "./execute.js";
 export * from "./in-process-runner.js";
 export * from "./inputs.js";

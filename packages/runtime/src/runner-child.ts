@@ -2,6 +2,7 @@
  * Entry point of a runner child process: `node runner-child.js <predictor.js>`, forked with an IPC channel.
  * Loads the predictor, runs setup once, then serves run/cancel messages concurrently.
  */
+import { startEgressForwarder } from "./egress-forwarder.js";
 import { captureConsoleOutput, describePredictor, execute, loadPredictor, withLogSink } from "./execute.js";
 import type { AnyPredictor } from "./predictor.js";
 import type { ChildMessage, HostMessage } from "./runner-protocol.js";
@@ -60,6 +61,8 @@ async function main() {
   const path = process.argv[2];
   if (!path) throw new Error("usage: runner-child <predictor.js>");
   const weights = process.env.REPLICANT_WEIGHTS || undefined;
+  const egress = process.env.REPLICANT_EGRESS_SOCKET;
+  if (egress) await startEgressForwarder(egress);
   let setupLogs = "";
   const setupLog = (text: string) => {
     setupLogs += text;

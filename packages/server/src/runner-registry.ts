@@ -14,9 +14,11 @@ import { newId, newVersionId } from "./ids.js";
 import {
   bundleLaunch,
   makeReadOnlyForOthers,
+  runnerId,
   shareBundleWithRunners,
   shareWeightsWithRunners,
 } from "./runners/bundle-sandbox.js";
+import { EgressProxy } from "./runners/egress-proxy.js";
 import { hostContainment } from "./runners/host-containment.js";
 import { runnerEnvironment } from "./runners/runner-environment.js";
 import { isFileValue, type ModelRunner } from "./runners/types.js";
@@ -56,6 +58,8 @@ export class RunnerRegistry implements RunnerResolver {
   private warmAgain = false;
   private closed = false;
   private directories: Promise<RunnerDirectories> | undefined;
+  /** Per version that asked for network under bubblewrap: its way out, through the SSRF policy. */
+  private readonly egress = new Map<string, Promise<EgressProxy>>();
 
   constructor(private readonly ctx: ServerContext) {
     this.weightsDir = join(ctx.config.dataDir, "cache", "weights");
@@ -208,6 +212,9 @@ export class RunnerRegistry implements RunnerResolver {
       await copyFile(weights, sharedWeights);
       shareWeightsWithRunners(sharedWeights, versionId, host.root);
     }
+    let network: { egressSocket: string | undefined } | undefined;
+    if (spec.network)
+      network = { egressSocket: mode === "bwrap" ? await this.egressSocket(versionId) : undefined };
     const launch = bundleLaunch({
       host,
       mode,
@@ -218,8 +225,25 @@ export class RunnerRegistry implements RunnerResolver {
       weights: sharedWeights,
       declaredEnv: spec.env,
       limits: this.ctx.config.runnerLimits,
+      network,
     });
     return { predictorPath, weights: sharedWeights, launch };
+  }
+
+  /** The egress proxy socket of a version (one per version, shared by its processes). */
+  private async egressSocket(versionId: string): Promise<string> {
+    let proxy = this.egress.get(versionId);
+    if (!proxy) {
+      const dirs = await this.runnerDirectories();
+      proxy = EgressProxy.start({
+        // A short name: a unix socket's path is limited to about 100 bytes.
+        socketPath: join(dirs.root, `egress-${versionId.slice(0, 16)}.sock`),
+        allowPrivate: this.ctx.config.allowPrivateUrls,
+        group: hostContainment().root ? runnerId(versionId) : undefined,
+      });
+      this.egress.set(versionId, proxy);
+    }
+    return (await proxy).socketPath;
   }
 
   /** Built-in models and trusted bundles run as the server, with a built environment all the same. */
@@ -336,6 +360,8 @@ export class RunnerRegistry implements RunnerResolver {
     const pools = [...this.pools.values()].map((runner) => runner.close());
     this.pools.clear();
     await Promise.all(pools);
+    for (const proxy of this.egress.values()) await (await proxy.catch(() => undefined))?.close();
+    this.egress.clear();
     const dirs = await this.directories?.catch(() => undefined);
     if (dirs) await rm(dirs.root, { recursive: true, force: true }).catch(() => undefined);
   }

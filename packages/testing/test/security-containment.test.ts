@@ -85,6 +85,27 @@ function schemaFor(properties: Record<string, unknown>, outputSchema: unknown) {
   };
 }
 
+/** A version that asked for network: it dials the proxy its environment names, as a proxy-aware client does. */
+const NETWORKED = `import { connect } from "node:net";
+import { definePredictor, input, output } from "@replicant/runtime";
+export default definePredictor({
+  input: { target: input.string() },
+  output: output.string(),
+  predict: ({ target }) => new Promise((resolve) => {
+    if (!process.env.HTTPS_PROXY) return resolve("no proxy");
+    const proxy = new URL(process.env.HTTPS_PROXY);
+    const socket = connect(Number(proxy.port), proxy.hostname);
+    socket.once("connect", () => socket.write("CONNECT " + target + " HTTP/1.1\\r\\nhost: " + target + "\\r\\n\\r\\n"));
+    let text = "";
+    const done = () => { socket.destroy(); resolve(text.replace(/\\r\\n/g, " ")); };
+    socket.on("data", (data) => { text += String(data); if (!text.startsWith("HTTP/1.1 200") || text.includes("canary")) done(); });
+    socket.once("close", done);
+    socket.once("error", (error) => resolve("error: " + error.code));
+    setTimeout(() => { socket.destroy(); resolve("timeout"); }, 5000);
+  }),
+});
+`;
+
 const HOSTILE_SCHEMA = schemaFor(
   {
     attack: { type: "string", "x-order": 0 },
@@ -92,6 +113,7 @@ const HOSTILE_SCHEMA = schemaFor(
   },
   { type: "string" },
 );
+const THIEF_SCHEMA_STRING = schemaFor({ target: { type: "string", "x-order": 0 } }, { type: "string" });
 const THIEF_SCHEMA = schemaFor(
   { target: { type: "string", "x-order": 0 } },
   { type: "string", format: "uri" },
@@ -102,15 +124,20 @@ class Target {
   server!: TestServer;
   hostile = "";
   thief = "";
+  networked = "";
   private work = "";
 
-  constructor(private readonly sandbox: "bwrap" | "process") {}
+  constructor(
+    private readonly sandbox: "bwrap" | "process",
+    private readonly allowPrivateUrls = true,
+  ) {}
 
   async start() {
     this.server = await startTestServer({
       sandbox: this.sandbox,
       runnerLimits: { memoryMb: 256, pids: 64 },
       predictionTimeoutMs: 60_000,
+      allowPrivateUrls: this.allowPrivateUrls,
     });
     this.work = await mkdtemp(join(tmpdir(), "replicant-hostile-"));
     assert.equal(
@@ -126,6 +153,7 @@ class Target {
     );
     this.hostile = await this.push("hostile", HOSTILE, HOSTILE_SCHEMA);
     this.thief = await this.push("thief", FILE_THIEF, THIEF_SCHEMA);
+    this.networked = await this.push("networked", NETWORKED, THIEF_SCHEMA_STRING, { network: true });
   }
 
   async close() {
@@ -146,7 +174,7 @@ class Target {
     return { status: response.status, json: (await response.json()) as Record<string, unknown> };
   }
 
-  private async push(name: string, source: string, schema: unknown): Promise<string> {
+  private async push(name: string, source: string, schema: unknown, extra: object = {}): Promise<string> {
     const dir = join(this.work, name);
     await mkdir(join(dir, "dist"), { recursive: true });
     await writeFile(join(dir, "dist", "predict.js"), source);
@@ -167,6 +195,7 @@ class Target {
       predictor: "dist/predict.js",
       openapi_schema: schema,
       env: { GREETING: "declared by the manifest" },
+      ...extra,
     });
     assert.equal(version.status, 201, JSON.stringify(version.json));
     return `local/hostile:${version.json.id as string}`;
@@ -302,7 +331,8 @@ function containmentSuite(sandbox: "bwrap" | "process", skip: string | false) {
     });
 
     it("cannot connect to a loopback canary", {
-      skip: sandbox === "bwrap" ? false : "the process sandbox has no network namespace",
+      skip:
+        sandbox === "bwrap" || ROOT ? false : "the process sandbox has a network namespace only when root",
     }, async () => {
       const prediction = await target.attack("connect", String((canary.address() as { port: number }).port));
       assert.match(String(prediction.output), /^blocked: /, String(prediction.output));
@@ -325,6 +355,50 @@ function containmentSuite(sandbox: "bwrap" | "process", skip: string | false) {
     });
   });
 }
+
+describe("a bundle that asks for network (bwrap sandbox)", {
+  skip: BWRAP ? false : "bubblewrap is not installed (apt install bubblewrap)",
+  timeout: 120_000,
+}, () => {
+  const guarded = new Target("bwrap", false);
+  const open = new Target("bwrap", true);
+  let canary: Server;
+  let connections = 0;
+  let port = 0;
+  before(async () => {
+    canary = createServer((socket) => {
+      connections++;
+      socket.end("canary");
+    });
+    await new Promise<void>((resolve) => canary.listen(0, "127.0.0.1", resolve));
+    port = (canary.address() as { port: number }).port;
+    await guarded.start();
+    await open.start();
+  });
+  after(async () => {
+    await guarded.close();
+    await open.close();
+    canary?.close();
+  });
+
+  it("reaches the network only through the server's SSRF policy: a loopback canary is refused", async () => {
+    const run = (target: Target, to: string) =>
+      target.api("POST", "/predictions", { version: target.networked, input: { target: to } });
+    for (const to of [`127.0.0.1:${port}`, `localhost:${port}`, `[::ffff:127.0.0.1]:${port}`]) {
+      const refused = await run(guarded, to);
+      assert.equal(refused.json.status, "succeeded", JSON.stringify(refused.json));
+      assert.match(String(refused.json.output), /^HTTP\/1\.1 403 /, `${to}: ${String(refused.json.output)}`);
+    }
+    assert.equal(connections, 0, "the canary was reached");
+    const direct = await guarded.attack("connect", String(port));
+    assert.match(String(direct.output), /^blocked: /, "a direct connection bypassed the proxy");
+    assert.equal(connections, 0);
+    // The same path with private addresses allowed reaches it: the policy, not a dead end, refused it.
+    const allowed = await run(open, `127.0.0.1:${port}`);
+    assert.match(String(allowed.json.output), /^HTTP\/1\.1 200 .*canary/, String(allowed.json.output));
+    assert.equal(connections, 1);
+  });
+});
 
 containmentSuite("bwrap", BWRAP ? false : "bubblewrap is not installed (apt install bubblewrap)");
 containmentSuite("process", false);

@@ -95,6 +95,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
         schema: unknown;
         hardware: string;
         env: Record<string, string> | undefined;
+        network: boolean | undefined;
       }
     | undefined;
   if (!cogUrl && !gguf) {
@@ -132,6 +133,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       schema,
       hardware: manifest.hardware ?? "cpu",
       env: manifest.env,
+      network: manifest.network,
     };
   }
 
@@ -170,6 +172,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
           predictor: bundle!.predictor,
           openapi_schema: bundle!.schema,
           ...(bundle!.env ? { env: bundle!.env } : {}),
+          ...(bundle!.network !== undefined ? { network: bundle!.network } : {}),
         });
       }
       io.stdout.write(`${owner}/${name}:${version.id}\n`);

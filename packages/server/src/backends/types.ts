@@ -50,6 +50,8 @@ export type RunnerSpec =
       weights?: string;
       /** Environment variables the bundle's manifest declares (the only ones its runners see beside the runtime's). */
       env?: Record<string, string>;
+      /** The manifest asked for network: only through the server's SSRF policy (docs/security.md). */
+      network?: boolean;
     };
 
 export interface ModelRecord {

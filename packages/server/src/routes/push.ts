@@ -127,6 +127,12 @@ export function registerPushRoutes({ app, table, ctx }: RouteDeps): void {
           if (problem) throw validationFailed([{ type: "invalid", field: "env", description: problem }]);
           env = body.env as Record<string, string>;
         }
+        if (body.network !== undefined && typeof body.network !== "boolean") {
+          throw validationFailed([
+            { type: "invalid_type", field: "network", description: "network must be true or false" },
+          ]);
+        }
+        const network = body.network === true;
         // The bundle is copied out of the Files API so that the file's expiry does not remove the version's code.
         const bundleKey = `bundles/${id}.tar.gz`;
         const source = await ctx.blobs.get(file.blob_key);
@@ -153,7 +159,13 @@ export function registerPushRoutes({ app, table, ctx }: RouteDeps): void {
           model_id: model.id,
           openapi_schema: checkSchema(body.openapi_schema),
           cog_version: "replicant",
-          runner: { kind: "bundle", bundle: bundleKey, predictor, ...(env ? { env } : {}) },
+          runner: {
+            kind: "bundle",
+            bundle: bundleKey,
+            predictor,
+            ...(env ? { env } : {}),
+            ...(network ? { network } : {}),
+          },
           training_schema: null,
           created_at: createdAt,
         };

@@ -21,7 +21,7 @@ import {
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { RunnerLaunch } from "@replicant/runtime";
+import { EGRESS_PROXY_PORT, type RunnerLaunch } from "@replicant/runtime";
 import { type CgroupParent, type HostContainment, RUNNER_ID_BASE } from "./host-containment.js";
 import { runnerEnvironment } from "./runner-environment.js";
 
@@ -50,6 +50,11 @@ export interface BundleLaunchOptions {
   weights?: string | undefined;
   declaredEnv?: Record<string, string> | undefined;
   limits: RunnerLimits;
+  /**
+   * The version asked for network: under bubblewrap its only way out is this egress proxy socket (the
+   * server's SSRF policy); in the process mode it shares the host's network. Without it, no network.
+   */
+  network?: { egressSocket: string | undefined } | undefined;
 }
 
 /** The user and group id of a version's runners when the server is root. */
@@ -75,6 +80,9 @@ export function bundleLaunch(options: BundleLaunchOptions): () => RunnerLaunch {
       const procs = cgroups.map((c) => `'${join(c.dir, "cgroup.procs")}'`).join(" ");
       prefix.push("/bin/sh", "-c", `for f in ${procs}; do echo $$ > "$f" || exit 125; done; exec "$@"`, "sh");
     }
+    // Without bubblewrap, root can still give the runner a network namespace with nothing in it.
+    if (options.mode === "process" && !options.network && host.unshare)
+      prefix.push(host.unshare, "--net", "--");
     const useSetpriv = id !== undefined && host.setpriv !== undefined;
     if (useSetpriv) {
       prefix.push(host.setpriv!, `--reuid=${id}`, `--regid=${id}`, "--clear-groups", "--no-new-privs", "--");
@@ -90,9 +98,23 @@ export function bundleLaunch(options: BundleLaunchOptions): () => RunnerLaunch {
       prefix.push("--");
     }
     if (options.mode === "bwrap" && host.bwrap) prefix.push(host.bwrap, ...bwrapArguments(options, home));
+    const env = runnerEnvironment({ home, declared: options.declaredEnv });
+    const egress = options.mode === "bwrap" ? options.network?.egressSocket : undefined;
+    if (egress) {
+      const proxy = `http://127.0.0.1:${EGRESS_PROXY_PORT}`;
+      Object.assign(env, {
+        REPLICANT_EGRESS_SOCKET: egress,
+        HTTP_PROXY: proxy,
+        HTTPS_PROXY: proxy,
+        http_proxy: proxy,
+        https_proxy: proxy,
+        // Node 22.21+/24: fetch and http follow the variables above.
+        NODE_USE_ENV_PROXY: "1",
+      });
+    }
     return {
       prefix,
-      env: runnerEnvironment({ home, declared: options.declaredEnv }),
+      env,
       ...(id !== undefined && !useSetpriv ? { uid: id, gid: id } : {}),
       cwd: home,
       fileRoots: [home],
@@ -131,7 +153,7 @@ function bwrapArguments(options: BundleLaunchOptions, home: string): string[] {
     "--unshare-ipc",
     "--unshare-uts",
     "--unshare-cgroup-try",
-    "--unshare-net",
+    "--unshare-net", // with network asked for, the egress proxy's socket is the only way out
     "--die-with-parent",
     "--new-session",
     "--cap-drop",
@@ -166,6 +188,8 @@ function bwrapArguments(options: BundleLaunchOptions, home: string): string[] {
   for (const [source, target] of runtimeMounts()) args.push("--ro-bind", source, target);
   args.push("--ro-bind", options.bundleDir, options.bundleDir);
   if (options.weights) args.push("--ro-bind", options.weights, options.weights);
+  const egress = options.network?.egressSocket;
+  if (egress) args.push("--bind", egress, egress);
   args.push("--bind", options.scratchRoot, options.scratchRoot);
   args.push("--bind", home, home);
   args.push("--chdir", home);

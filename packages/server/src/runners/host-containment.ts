@@ -20,6 +20,8 @@ export interface HostContainment {
   bwrap: string | undefined;
   setpriv: string | undefined;
   prlimit: string | undefined;
+  /** util-linux's unshare: a network namespace of its own for a runner without bubblewrap (root only). */
+  unshare: string | undefined;
   cgroups: CgroupParent[];
 }
 
@@ -42,6 +44,7 @@ function detect(): HostContainment {
     bwrap: bwrapPath && bwrapWorks(bwrapPath, root) ? bwrapPath : undefined,
     setpriv,
     prlimit: findProgram("prlimit"),
+    unshare: root ? findProgram("unshare") : undefined,
     cgroups: root || process.platform === "linux" ? writableCgroups() : [],
   };
 }
