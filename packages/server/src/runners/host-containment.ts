@@ -4,7 +4,7 @@
  * and the cgroups it can create children in.
  */
 import { spawnSync } from "node:child_process";
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { delimiter, join } from "node:path";
 
 export interface CgroupParent {
@@ -89,6 +89,7 @@ function writableCgroups(): CgroupParent[] {
     const enabled = readOr(join(dir, "cgroup.subtree_control")).split(/\s+/);
     const controllers = (["memory", "pids", "cpu"] as const).filter((c) => enabled.includes(c));
     if (controllers.length > 0 && canCreateChild(dir)) found.push({ version: 2, controllers, dir });
+    for (const parent of found) removeStaleRunnerCgroups(parent.dir);
     return found;
   }
   for (const controller of ["memory", "pids", "cpu"] as const) {
@@ -99,7 +100,37 @@ function writableCgroups(): CgroupParent[] {
     const dir = join(mount, own);
     if (canCreateChild(dir)) found.push({ version: 1, controllers: [controller], dir });
   }
+  for (const parent of found) removeStaleRunnerCgroups(parent.dir);
   return found;
+}
+
+/** Removes runner cgroups a crashed server left (rmdir only succeeds on an empty cgroup). */
+function removeStaleRunnerCgroups(dir: string): void {
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(dir).filter((name) => name.startsWith("replicant-runner-"));
+  } catch {
+    return;
+  }
+  for (const name of entries) {
+    const owner = Number(name.split("-")[2]);
+    if (owner === process.pid || processAlive(owner)) continue;
+    try {
+      rmdirSync(join(dir, name));
+    } catch {
+      // still has processes, or already gone
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 function canCreateChild(dir: string): boolean {
