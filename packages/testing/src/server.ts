@@ -69,7 +69,15 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
 async function startClusterFor(overrides: Partial<ServerConfig>): Promise<TestServer> {
   const { startTestCluster } = await import("./cluster.js");
   const args: string[] = [];
-  const { rateLimit = false, bodyLimit, fileSizeLimit, fileOutputs, workerConcurrency, ...rest } = overrides;
+  const {
+    rateLimit = false,
+    bodyLimit,
+    fileSizeLimit,
+    fileOutputs,
+    workerConcurrency,
+    jsonMaxDepth,
+    ...rest
+  } = overrides;
   const {
     allowPrivateUrls,
     adminToken,
@@ -87,6 +95,7 @@ async function startClusterFor(overrides: Partial<ServerConfig>): Promise<TestSe
   );
   if (bodyLimit !== undefined) args.push("--body-limit", String(bodyLimit));
   if (fileSizeLimit !== undefined) args.push("--file-size-limit", String(fileSizeLimit));
+  if (jsonMaxDepth !== undefined) args.push("--json-max-depth", String(jsonMaxDepth));
   if (fileOutputs !== undefined) args.push("--file-outputs", fileOutputs);
   // workerConcurrency is what the whole deployment runs at once: split over the two workers, or one
   // worker when it is 1 (a test relying on a prediction staying queued behind another).
