@@ -336,3 +336,54 @@ describe("URLs whose host names resolve to refused addresses are refused at crea
     }
   });
 });
+
+describe("found by the OpenAPI fuzz", () => {
+  const model = (fields: Record<string, unknown>) =>
+    call(
+      server,
+      "POST",
+      "/v1/models",
+      jsonBody(JSON.stringify({ owner: "local", visibility: "private", hardware: "cpu", ...fields })),
+    );
+
+  it("model URL fields that are not http(s) URIs are refused (models answer them as format uri)", async () => {
+    for (const github_url of ["not a url", "javascript:alert(1)", "https://a b/c", "ftp://example.com/x"]) {
+      const answer = await model({ name: "bad-urls", github_url });
+      assertProblem(answer, 422);
+      assert.match(answer.text, /github_url must be an http or https URL/);
+    }
+    const created = await model({ name: "good-urls", github_url: "https://github.com/replicate/cog" });
+    assert.equal(created.status, 201, created.text);
+    const patched = await call(
+      server,
+      "PATCH",
+      "/v1/models/local/good-urls",
+      jsonBody(JSON.stringify({ paper_url: "see the README" })),
+    );
+    assertProblem(patched, 422);
+  });
+
+  it("a required model field given as null is a 422, not a 500", async () => {
+    for (const field of ["owner", "name", "visibility", "hardware"]) {
+      assertProblem(await model({ name: "nulls", [field]: null }), 422);
+    }
+  });
+
+  it("search text too long for SQLite's LIKE is a 400, not a 500", async () => {
+    const long = "x".repeat(60_000);
+    assertProblem(
+      await call(server, "QUERY", "/v1/models", { body: long, headers: { "content-type": "text/plain" } }),
+      400,
+      /longer than 1000 characters/,
+    );
+    assertProblem(await call(server, "GET", `/v1/search?query=${"y".repeat(5000)}`), 400);
+  });
+
+  it("a search body that only looks like a JSON string is searched as it is", async () => {
+    const answer = await call(server, "QUERY", "/v1/models", {
+      body: '"hello\\"',
+      headers: { "content-type": "text/plain" },
+    });
+    assert.equal(answer.status, 200, answer.text);
+  });
+});
