@@ -262,7 +262,9 @@ export class PredictionService {
     }
     const schemaName = kind === "training" ? "TrainingInput" : "Input";
     const input = this.validator.validate(version.id, version.openapi_schema, parsed.input, schemaName);
-    await this.checkHostNames(parsed.webhook, version.openapi_schema, schemaName, input);
+    // No await (and no microtask) on the common path: no webhook and no http file inputs.
+    const hostNamesChecked = this.checkHostNames(parsed.webhook, version.openapi_schema, schemaName, input);
+    if (hostNamesChecked) await hostNamesChecked;
     const created = now();
     const record: PredictionRecord = {
       id: newId(),
@@ -357,16 +359,16 @@ export class PredictionService {
    * The README's promise: a webhook or file-input URL whose host name resolves to a refused address
    * gets the 422 at create, not a failed delivery or prediction later.
    */
-  private async checkHostNames(
+  private checkHostNames(
     webhook: string | null,
     schema: Record<string, unknown>,
     schemaName: string,
     input: Record<string, unknown>,
-  ): Promise<void> {
+  ): Promise<unknown> | undefined {
     const urls = remoteInputUrls(schema, schemaName, input, this.ctx.urls.base);
     if (webhook !== null) urls.unshift({ field: "webhook", url: webhook });
-    if (urls.length === 0) return;
-    await Promise.all(urls.map(({ url, field }) => this.urlChecks.resolved(url, field)));
+    if (urls.length === 0) return undefined;
+    return Promise.all(urls.map(({ url, field }) => this.urlChecks.resolved(url, field)));
   }
 
   private async replay(
