@@ -368,7 +368,13 @@ export class PredictionService {
     const urls = remoteInputUrls(schema, schemaName, input, this.ctx.urls.base);
     if (webhook !== null) urls.unshift({ field: "webhook", url: webhook });
     if (urls.length === 0) return undefined;
-    return Promise.all(urls.map(({ url, field }) => this.urlChecks.resolved(url, field)));
+    // One check per host: all its URLs are http(s) and get the same answers (an input may list many).
+    const byHost = new Map<string, { url: string; field: string }>();
+    for (const entry of urls) {
+      const host = URL.canParse(entry.url) ? new URL(entry.url).hostname : entry.url;
+      if (!byHost.has(host)) byHost.set(host, entry);
+    }
+    return Promise.all([...byHost.values()].map(({ url, field }) => this.urlChecks.resolved(url, field)));
   }
 
   private async replay(
