@@ -18,12 +18,19 @@ import type { ServerContext } from "./context.js";
 import { Director } from "./director.js";
 import { ProblemError } from "./errors.js";
 import { FileOutputs } from "./file-outputs.js";
+import {
+  clientErrorHandler,
+  frameworkErrorHandler,
+  longParameterProblem,
+  multipartSyntaxProblem,
+} from "./framework-errors.js";
 import { bearerToken, RouteTable } from "./http.js";
 import { sha256Hex } from "./ids.js";
 import { createInputMaterializer } from "./input-wiring.js";
+import { jsonNestingExceeds } from "./json-depth.js";
 import { LoginLinks } from "./login-links.js";
 import { Maintenance } from "./maintenance.js";
-import { checkOutboundUrl } from "./net/url-guard.js";
+import { checkOutboundUrl, checkOutboundUrlResolved } from "./net/url-guard.js";
 import { PredictionService } from "./predictions-service.js";
 import { registerAccountRoutes } from "./routes/account.js";
 import { registerAdminRoutes } from "./routes/admin.js";
@@ -87,6 +94,12 @@ export async function openBackends(
 
 const AUTH_CACHE_MS = 5_000;
 
+/** A create waits this long for the DNS answers of its webhook and input URLs' host names. */
+const DNS_CHECK_TIMEOUT_MS = 3000;
+
+/** The router refuses longer path parameters; the not-found handler answers them with a 404. */
+const MAX_PARAM_LENGTH = 200;
+
 /** How often a process that runs predictions looks for deployments to warm or retire. */
 const DEPLOYMENT_WARM_INTERVAL_MS = 5000;
 
@@ -129,7 +142,9 @@ export class ReplicantServer {
       forceCloseConnections: true,
       onProtoPoisoning: "error",
       onConstructorPoisoning: "error",
-      routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+      routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+      frameworkErrors: frameworkErrorHandler(MAX_PARAM_LENGTH),
+      clientErrorHandler,
     });
   }
 
@@ -167,7 +182,16 @@ export class ReplicantServer {
     const predictions = new PredictionService(
       ctx,
       new InputValidator(),
-      (url) => void checkOutboundUrl(url, { allowPrivate: config.allowPrivateUrls, field: "webhook" }),
+      {
+        webhook: (url) =>
+          void checkOutboundUrl(url, { allowPrivate: config.allowPrivateUrls, field: "webhook" }),
+        resolved: async (url, field) =>
+          void (await checkOutboundUrlResolved(url, {
+            allowPrivate: config.allowPrivateUrls,
+            field,
+            timeoutMs: DNS_CHECK_TIMEOUT_MS,
+          })),
+      },
       () => this.webhooks?.wake(),
     );
     this.predictions = predictions;
@@ -191,9 +215,16 @@ export class ReplicantServer {
     // JSON bodies may be empty (POST …/cancel from clients that always send a JSON content type).
     const parseJson = app.getDefaultJsonParser("error", "error");
     app.removeContentTypeParser("application/json");
+    const depthRefused = new ProblemError(
+      400,
+      "Bad request",
+      `JSON nested deeper than ${config.jsonMaxDepth} levels`,
+    );
     app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
       const text = typeof body === "string" ? body : body.toString("utf8");
       if (text.trim() === "") return done(null, undefined);
+      // Before parsing: values this deep overflow the stack in validation, cloning or serialization.
+      if (jsonNestingExceeds(text, config.jsonMaxDepth)) return done(depthRefused, undefined);
       parseJson(request, text, done);
     });
     if (config.corsOrigins.length > 0) {
@@ -278,6 +309,11 @@ export class ReplicantServer {
     app.setNotFoundHandler((request, reply) => {
       const path = request.url.split("?")[0] ?? "";
       const allowed = table.allowed(path);
+      // A known path shape and method the router did not match: one of its parameters was too long.
+      if (allowed?.includes(request.method)) {
+        const problem = longParameterProblem(MAX_PARAM_LENGTH);
+        return reply.code(problem.status).type(PROBLEM_CONTENT_TYPE).send(problem.toProblem());
+      }
       if (allowed) {
         const status = request.method === "OPTIONS" ? 204 : 405;
         reply.header("allow", allowed.join(", "));
@@ -408,6 +444,7 @@ function toProblemError(error: FastifyError | ProblemError): ProblemError {
   if (error instanceof ProblemError) return error;
   const code = (error as FastifyError).code;
   if (code === "URL_REFUSED") return new ProblemError(422, "Invalid URL", error.message);
+  if (code === "INVALID_CURSOR") return new ProblemError(400, "Bad request", "The cursor is not valid");
   if (code === "FST_REQ_FILE_TOO_LARGE") {
     return new ProblemError(413, "Request Entity Too Large", "Files must be less than 100MB in size");
   }
@@ -418,6 +455,8 @@ function toProblemError(error: FastifyError | ProblemError): ProblemError {
       "The request body is larger than the server accepts",
     );
   }
+  const multipart = multipartSyntaxProblem(error);
+  if (multipart) return multipart;
   const status = (error as FastifyError).statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     const title =

@@ -17,6 +17,8 @@ export interface ServerConfig {
   durability: "normal" | "full";
   /** Largest JSON body, bytes. */
   bodyLimit: number;
+  /** Deepest nesting of arrays and objects a JSON body may have; deeper bodies get a 400 before parsing. */
+  jsonMaxDepth: number;
   /** Largest uploaded file, bytes (Replicate: 100 MB). */
   fileSizeLimit: number;
   /** Requests a minute per account; false turns rate limiting off. */
@@ -106,6 +108,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> & { dataDir: stri
     allowPrivateUrls: false,
     durability: "normal",
     bodyLimit: 1024 * 1024,
+    jsonMaxDepth: 64,
     fileSizeLimit: 100 * 1024 * 1024,
     rateLimit: { predictionCreatesPerMinute: 600, otherRequestsPerMinute: 3000 },
     retentionMs: 60 * 60 * 1000,

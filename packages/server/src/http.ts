@@ -91,6 +91,16 @@ export function cursorOf(request: FastifyRequest): string | undefined {
   return cursor;
 }
 
+/** Longer search text is refused: SQLite refuses LIKE patterns past 50,000 bytes, and no name is this long. */
+const MAX_SEARCH_LENGTH = 1000;
+
+export function searchText(text: string): string {
+  if (text.length > MAX_SEARCH_LENGTH) {
+    throw badRequest(`The search query is longer than ${MAX_SEARCH_LENGTH} characters`);
+  }
+  return text;
+}
+
 /** A Replicate list page: `next` is a full URL carrying the cursor and the other query parameters. */
 export function toPage<R, T>(
   request: FastifyRequest,

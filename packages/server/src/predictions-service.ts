@@ -10,6 +10,7 @@ import {
 } from "./context.js";
 import { badRequest, notFound, ProblemError, unprocessable, validationFailed } from "./errors.js";
 import { newId } from "./ids.js";
+import { remoteInputUrls } from "./inputs/input-urls.js";
 import type { InputValidator } from "./validation.js";
 import { outboxFor } from "./webhook-events.js";
 
@@ -41,8 +42,16 @@ export function canSee(model: ModelRecord, account: AccountRecord | undefined): 
   return model.visibility === "public" || model.owner_account_id === account?.id;
 }
 
-/** Checks a webhook URL before it is stored; the delivery checks it again at connect time. */
-export type WebhookUrlCheck = (url: string) => void;
+/**
+ * Checks of the URLs a create names, before it is stored (deliveries and downloads check again at
+ * connect time): both throw a 422 problem.
+ */
+export interface OutboundUrlChecks {
+  /** The webhook URL's scheme, and its address when the host is an IP literal or a localhost name. */
+  webhook(url: string): void;
+  /** The same for `field`, and its host name's DNS answers. */
+  resolved(url: string, field: string): Promise<void>;
+}
 
 /** Creating, waiting on and canceling predictions and trainings. */
 const RUN_COUNT_FLUSH_MS = 250;
@@ -55,7 +64,7 @@ export class PredictionService {
   constructor(
     private readonly ctx: ServerContext,
     private readonly validator: InputValidator,
-    private readonly checkWebhookUrl: WebhookUrlCheck,
+    private readonly urlChecks: OutboundUrlChecks,
     private readonly wakeWebhooks: () => void,
   ) {}
 
@@ -134,7 +143,7 @@ export class PredictionService {
       } else filter = [...new Set(value as WebhookEventType[])];
     }
     if (problems.length > 0) throw validationFailed(problems);
-    if (webhook !== null) this.checkWebhookUrl(webhook);
+    if (webhook !== null) this.urlChecks.webhook(webhook);
     return { input: (fields.input ?? {}) as Record<string, unknown>, webhook, filter, rest: fields };
   }
 
@@ -251,12 +260,11 @@ export class PredictionService {
     ) {
       throw unprocessable("Model is not trainable", `${model.owner}/${model.name} does not support training`);
     }
-    const input = this.validator.validate(
-      version.id,
-      version.openapi_schema,
-      parsed.input,
-      kind === "training" ? "TrainingInput" : "Input",
-    );
+    const schemaName = kind === "training" ? "TrainingInput" : "Input";
+    const input = this.validator.validate(version.id, version.openapi_schema, parsed.input, schemaName);
+    // No await (and no microtask) on the common path: no webhook and no http file inputs.
+    const hostNamesChecked = this.checkHostNames(parsed.webhook, version.openapi_schema, schemaName, input);
+    if (hostNamesChecked) await hostNamesChecked;
     const created = now();
     const record: PredictionRecord = {
       id: newId(),
@@ -345,6 +353,28 @@ export class PredictionService {
     } finally {
       waiter?.unsubscribe();
     }
+  }
+
+  /**
+   * The README's promise: a webhook or file-input URL whose host name resolves to a refused address
+   * gets the 422 at create, not a failed delivery or prediction later.
+   */
+  private checkHostNames(
+    webhook: string | null,
+    schema: Record<string, unknown>,
+    schemaName: string,
+    input: Record<string, unknown>,
+  ): Promise<unknown> | undefined {
+    const urls = remoteInputUrls(schema, schemaName, input, this.ctx.urls.base);
+    if (webhook !== null) urls.unshift({ field: "webhook", url: webhook });
+    if (urls.length === 0) return undefined;
+    // One check per host: all its URLs are http(s) and get the same answers (an input may list many).
+    const byHost = new Map<string, { url: string; field: string }>();
+    for (const entry of urls) {
+      const host = URL.canParse(entry.url) ? new URL(entry.url).hostname : entry.url;
+      if (!byHost.has(host)) byHost.set(host, entry);
+    }
+    return Promise.all([...byHost.values()].map(({ url, field }) => this.urlChecks.resolved(url, field)));
   }
 
   private async replay(

@@ -76,6 +76,7 @@ async function startClusterFor(overrides: Partial<ServerConfig>): Promise<TestSe
     fileOutputs,
     workerConcurrency,
     sandbox,
+    jsonMaxDepth,
     ...rest
   } = overrides;
   const {
@@ -95,6 +96,7 @@ async function startClusterFor(overrides: Partial<ServerConfig>): Promise<TestSe
   );
   if (bodyLimit !== undefined) args.push("--body-limit", String(bodyLimit));
   if (fileSizeLimit !== undefined) args.push("--file-size-limit", String(fileSizeLimit));
+  if (jsonMaxDepth !== undefined) args.push("--json-max-depth", String(jsonMaxDepth));
   if (fileOutputs !== undefined) args.push("--file-outputs", fileOutputs);
   if (sandbox !== undefined) args.push("--sandbox", sandbox);
   // workerConcurrency is what the whole deployment runs at once: split over the two workers, or one

@@ -33,6 +33,7 @@ Options:
   --rate-limit C,O|off     prediction creates and other requests a minute per account and API
                            process (default 600,3000)
   --body-limit BYTES       largest JSON request body (default 1048576)
+  --json-max-depth N       deepest nesting of arrays and objects in a JSON body (default 64)
   --file-size-limit BYTES  largest uploaded file (default 104857600)
   --file-outputs MODE      auto (data URIs for small files on plain http, default) or url
   --sandbox MODE           how pushed bundles run: auto (bubblewrap where it works, else process;
@@ -97,6 +98,7 @@ export async function main(argv: string[]): Promise<number> {
       role: { type: "string", default: "all" },
       "rate-limit": { type: "string" },
       "body-limit": { type: "string" },
+      "json-max-depth": { type: "string" },
       "file-size-limit": { type: "string" },
       "file-outputs": { type: "string" },
       sandbox: { type: "string", default: "auto" },
@@ -135,6 +137,9 @@ export async function main(argv: string[]): Promise<number> {
   };
   const bodyLimit = bytes("body-limit", values["body-limit"]);
   const fileSizeLimit = bytes("file-size-limit", values["file-size-limit"]);
+  const jsonMaxDepth = values["json-max-depth"] === undefined ? undefined : Number(values["json-max-depth"]);
+  if (jsonMaxDepth !== undefined && !(Number.isInteger(jsonMaxDepth) && jsonMaxDepth >= 1))
+    throw new Error("--json-max-depth must be a positive integer");
   const fileOutputs = values["file-outputs"];
   if (fileOutputs !== undefined && fileOutputs !== "auto" && fileOutputs !== "url")
     throw new Error("--file-outputs must be auto or url");
@@ -193,6 +198,7 @@ export async function main(argv: string[]): Promise<number> {
     allowPushFromAll: values["allow-push-from-all"],
     ...(bodyLimit !== undefined ? { bodyLimit } : {}),
     ...(fileSizeLimit !== undefined ? { fileSizeLimit } : {}),
+    ...(jsonMaxDepth !== undefined ? { jsonMaxDepth } : {}),
     ...(fileOutputs !== undefined ? { fileOutputs } : {}),
     ...(values["rate-limit"] === "off"
       ? { rateLimit: false as const }

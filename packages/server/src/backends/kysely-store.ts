@@ -577,15 +577,18 @@ function decodeCursor(cursor: string | undefined): [string, string] | undefined 
   } catch {
     throw invalidCursor();
   }
-  if (
-    !Array.isArray(parsed) ||
-    parsed.length !== 2 ||
-    typeof parsed[0] !== "string" ||
-    typeof parsed[1] !== "string"
-  ) {
+  if (!Array.isArray(parsed) || parsed.length !== 2 || !isCursorPart(parsed[0]) || !isCursorPart(parsed[1])) {
     throw invalidCursor();
   }
   return [parsed[0], parsed[1]];
+}
+
+/**
+ * What encodeCursor writes: timestamps, ids and slugs, all printable ASCII. Anything else (a NUL that
+ * PostgreSQL refuses in text, a megabyte of junk) is a tampered cursor.
+ */
+function isCursorPart(value: unknown): value is string {
+  return typeof value === "string" && value.length <= 256 && /^[\x20-\x7e]*$/.test(value);
 }
 
 /**

@@ -76,12 +76,15 @@ type FieldKind = "file" | "file-array";
 
 /**
  * The file inputs of a Cog schema: properties with `format: "uri"` (also inside anyOf/oneOf/allOf or
- * a local $ref), and arrays whose items are such.
+ * a local $ref), and arrays whose items are such. `schemaName` is "TrainingInput" for trainings.
  */
-export function fileInputFields(schema: Record<string, unknown>): Map<string, FieldKind> {
+export function fileInputFields(
+  schema: Record<string, unknown>,
+  schemaName = "Input",
+): Map<string, FieldKind> {
   const fields = new Map<string, FieldKind>();
   const schemas = asRecord(asRecord(schema.components)?.schemas);
-  const properties = asRecord(asRecord(schemas?.Input)?.properties);
+  const properties = asRecord(asRecord(schemas?.[schemaName])?.properties);
   if (!properties) return fields;
   const resolve = (node: unknown): Record<string, unknown> | undefined => {
     const record = asRecord(node);

@@ -81,12 +81,13 @@ export function checkOutboundUrl(url: string, options: OutboundUrlOptions & { fi
 
 /**
  * Like checkOutboundUrl, and also resolves a host name and refuses it when any answer is non-public.
- * A name that does not resolve is accepted (the request will fail later with a clear error); the
- * connect-time check still runs on every request, so this only gives an earlier, clearer answer.
+ * A name that does not resolve (or not within `timeoutMs`) is accepted: the request will fail later
+ * with a clear error, and the connect-time check still runs on every request, so this only gives an
+ * earlier, clearer answer.
  */
 export async function checkOutboundUrlResolved(
   url: string,
-  options: OutboundUrlOptions & { field?: string; resolve?: HostResolver },
+  options: OutboundUrlOptions & { field?: string; resolve?: HostResolver; timeoutMs?: number },
 ): Promise<URL> {
   const parsed = checkOutboundUrl(url, options);
   if (parseIpLiteral(parsed.hostname)) return parsed;
@@ -94,7 +95,7 @@ export async function checkOutboundUrlResolved(
   if (policy.allowsEverything) return parsed;
   let answers: ResolvedAddress[];
   try {
-    answers = await (options.resolve ?? systemResolver)(parsed.hostname);
+    answers = await withTimeout((options.resolve ?? systemResolver)(parsed.hostname), options.timeoutMs);
   } catch {
     return parsed;
   }
@@ -108,6 +109,16 @@ export async function checkOutboundUrlResolved(
     }
   }
   return parsed;
+}
+
+/** A lookup cannot be aborted; past the timeout its answer is ignored. */
+function withTimeout<T>(promise: Promise<T>, ms: number | undefined): Promise<T> {
+  if (ms === undefined) return promise;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function toProblem(error: unknown, field: string | undefined): unknown {

@@ -1,6 +1,6 @@
 import type { Collection, SearchResponse } from "@replicant/protocol";
 import { badRequest, notFound } from "../errors.js";
-import { accountOf, addRoute, cursorOf, params, query, toPage } from "../http.js";
+import { accountOf, addRoute, cursorOf, params, query, searchText, toPage } from "../http.js";
 import { canSee } from "../predictions-service.js";
 import { accountJson, modelJson } from "../serialize.js";
 import type { RouteDeps } from "./deps.js";
@@ -49,6 +49,7 @@ export function registerAccountRoutes({ app, table, ctx }: RouteDeps): void {
       const limit = q.limit === undefined ? 20 : Number(q.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 50)
         throw badRequest("limit must be an integer between 1 and 50");
+      searchText(text);
       const models = await store.searchModels(text, request.account?.id ?? null, limit);
       const collections = await store.searchCollections(text, limit);
       const modelResults = await Promise.all(

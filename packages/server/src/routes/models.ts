@@ -1,8 +1,9 @@
 import type { Model } from "@replicant/protocol";
+import { fullFormats } from "ajv-formats/dist/formats.js";
 import type { FastifyRequest } from "fastify";
 import type { ModelRecord } from "../backends/types.js";
 import { badRequest, conflict, notFound, ProblemError, validationFailed } from "../errors.js";
-import { accountOf, addRoute, cursorOf, params, query, sendNoContent, toPage } from "../http.js";
+import { accountOf, addRoute, cursorOf, params, query, searchText, sendNoContent, toPage } from "../http.js";
 import { newId } from "../ids.js";
 import { canSee } from "../predictions-service.js";
 import { modelJson, predictionJson, versionJson } from "../serialize.js";
@@ -11,7 +12,24 @@ import { HARDWARE } from "./hardware.js";
 
 const PAGE_SIZE = 100;
 const NAME = /^[a-z0-9][a-z0-9._-]{0,99}$/;
-const URL_FIELDS = ["github_url", "paper_url", "license_url", "cover_image_url", "weights_url"] as const;
+const URL_FIELDS: readonly string[] = [
+  "github_url",
+  "paper_url",
+  "license_url",
+  "cover_image_url",
+  "weights_url",
+];
+/** The `uri` format Replicate's document gives these fields, as Ajv checks it. */
+const isUri = fullFormats.uri as (value: string) => boolean;
+
+/** A JSON string's value; text that only looks quoted is searched as it is. */
+function parseQuoted(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
 
 export function registerModelRoutes({ app, table, ctx }: RouteDeps): void {
   const { store, urls } = ctx;
@@ -50,6 +68,11 @@ export function registerModelRoutes({ app, table, ctx }: RouteDeps): void {
       problems.push({ type: "invalid_type", field: key, description: "Invalid type. Expected: string" });
       return undefined;
     }
+    // Models answer these as `format: uri`: refuse what would make every later read non-conforming.
+    if (URL_FIELDS.includes(key) && (value.length > 2048 || !/^https?:\/\//i.test(value) || !isUri(value))) {
+      problems.push({ type: "invalid_url", field: key, description: `${key} must be an http or https URL` });
+      return undefined;
+    }
     return value;
   }
 
@@ -75,9 +98,9 @@ export function registerModelRoutes({ app, table, ctx }: RouteDeps): void {
   addRoute(app, table, "QUERY", "/v1/models", async (request) => {
     let text = typeof request.body === "string" ? request.body.trim() : "";
     // The official JS client JSON-encodes the query, so it arrives quoted.
-    if (/^".*"$/s.test(text)) text = String(JSON.parse(text)).trim();
+    if (/^".*"$/s.test(text)) text = String(parseQuoted(text)).trim();
     if (!text) throw badRequest("The request body must be the search query, as text/plain");
-    const found = await store.searchModels(text, request.account?.id ?? null, PAGE_SIZE);
+    const found = await store.searchModels(searchText(text), request.account?.id ?? null, PAGE_SIZE);
     return { next: null, previous: null, results: await Promise.all(found.map(toJson)) };
   });
 
@@ -89,7 +112,7 @@ export function registerModelRoutes({ app, table, ctx }: RouteDeps): void {
     const fields = body as Record<string, unknown>;
     const problems: { type: string; field: string; description: string }[] = [];
     for (const key of ["owner", "name", "visibility", "hardware"]) {
-      if (fields[key] === undefined)
+      if (fields[key] === undefined || fields[key] === null)
         problems.push({ type: "required", field: key, description: `${key} is required` });
     }
     const owner = stringField(fields, "owner", problems);
