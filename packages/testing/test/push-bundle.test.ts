@@ -50,6 +50,30 @@ const schema = {
   },
 };
 
+/** Returns the file it writes in its scratch twice, then the path it is given (when it is given one). */
+const FILES_SOURCE = `import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { definePredictor, input, output } from "@replicant/runtime";
+export default definePredictor({
+  input: { outside: input.string() },
+  output: output.array(output.file()),
+  predict: ({ outside }, ctx) => {
+    const inside = join(ctx.scratchDir, "twice.txt");
+    writeFileSync(inside, "written once, returned twice");
+    return outside ? [inside, inside, outside] : [inside, inside];
+  },
+});
+`;
+const FILES_SCHEMA = {
+  openapi: "3.0.2",
+  components: {
+    schemas: {
+      Input: { type: "object", properties: { outside: { type: "string", "x-order": 0 } } },
+      Output: { type: "array", items: { type: "string", format: "uri" } },
+    },
+  },
+};
+
 /** Writes `source` as dist/predict.js of a bundle, uploads it and pushes it as a version of local/pushed. */
 async function pushVersion(name: string, source: string, openapiSchema: unknown, on: TestServer = server) {
   const dir = join(work, name);
@@ -116,29 +140,7 @@ export default definePredictor({
   });
 
   it("contained, stores the files it writes in its scratch, and refuses one outside it, leaving it in place", async () => {
-    const source = `import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { definePredictor, input, output } from "@replicant/runtime";
-export default definePredictor({
-  input: { outside: input.string() },
-  output: output.array(output.file()),
-  predict: ({ outside }, ctx) => {
-    const inside = join(ctx.scratchDir, "twice.txt");
-    writeFileSync(inside, "written once, returned twice");
-    return outside ? [inside, outside] : [inside, inside];
-  },
-});
-`;
-    const fileSchema = {
-      openapi: "3.0.2",
-      components: {
-        schemas: {
-          Input: { type: "object", properties: { outside: { type: "string", "x-order": 0 } } },
-          Output: { type: "array", items: { type: "string", format: "uri" } },
-        },
-      },
-    };
-    const version = await pushVersion("files-contained", source, fileSchema);
+    const version = await pushVersion("files-contained", FILES_SOURCE, FILES_SCHEMA);
     assert.equal(version.status, 201, JSON.stringify(version.json));
     const inside = await api("POST", "/predictions", {
       version: `local/pushed:${version.json.id as string}`,
@@ -160,29 +162,7 @@ export default definePredictor({
   });
 
   it("stores output files: one named twice gets one URL, and a file outside the run's scratch is left in place (sandbox none)", async () => {
-    const source = `import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { definePredictor, input, output } from "@replicant/runtime";
-export default definePredictor({
-  input: { outside: input.string() },
-  output: output.array(output.file()),
-  predict: ({ outside }, ctx) => {
-    const inside = join(ctx.scratchDir, "twice.txt");
-    writeFileSync(inside, "written once, returned twice");
-    return [inside, inside, outside];
-  },
-});
-`;
-    const fileSchema = {
-      openapi: "3.0.2",
-      components: {
-        schemas: {
-          Input: { type: "object", properties: { outside: { type: "string", "x-order": 0 } } },
-          Output: { type: "array", items: { type: "string", format: "uri" } },
-        },
-      },
-    };
-    const version = await pushVersion("files", source, fileSchema, trusted);
+    const version = await pushVersion("files", FILES_SOURCE, FILES_SCHEMA, trusted);
     assert.equal(version.status, 201, JSON.stringify(version.json));
     const outside = join(work, "kept-by-the-model.txt");
     await writeFile(outside, "the model's own file");
