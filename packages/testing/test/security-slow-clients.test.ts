@@ -190,8 +190,8 @@ describe("SSE clients that fall behind", inProcessOnly("reads the server's bus a
       } finally {
         clearInterval(sampler);
       }
-      // Measured once on the writer before backpressure (200 readers, 6.3 MB each): 500 MB more held
-      // after a full collection and RSS up 540 MB; bounded, 20-30 MB and 160 MB.
+      // Measured once with the writer before backpressure: 870 MB more held after a full collection,
+      // RSS up 940 MB (each stalled socket kept all it refused). Bounded: 20-30 MB and 130-160 MB.
       const held = liveMb() - baseline.live;
       const rssGrowth = peakRss - baseline.rss;
       t.diagnostic(
@@ -344,3 +344,204 @@ describe("SSE clients that fall behind", inProcessOnly("reads the server's bus a
     }
   });
 });
+
+/** A raw connection that reads whatever comes and remembers when it closed. */
+interface Watched {
+  socket: Socket;
+  connectedAt: number;
+  closedAt: number | undefined;
+  received: string;
+}
+
+function openRaw(server: TestServer, first: string): Promise<Watched> {
+  const url = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname);
+    const watched: Watched = { socket, connectedAt: 0, closedAt: undefined, received: "" };
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      watched.received += chunk;
+    });
+    socket.on("error", () => {});
+    socket.once("close", () => {
+      watched.closedAt = performance.now();
+    });
+    socket.once("connect", () => {
+      watched.connectedAt = performance.now();
+      if (first) socket.write(first);
+      resolve(watched);
+    });
+    socket.once("error", reject);
+  });
+}
+
+/** Sends one request on a raw connection and waits for a complete response with a content-length. */
+async function requestOn(watched: Watched, request: string): Promise<string> {
+  watched.received = "";
+  watched.socket.write(request);
+  await until(
+    "a response",
+    () => {
+      const match = /content-length: (\d+)\r\n[\s\S]*?\r\n\r\n/i.exec(watched.received);
+      return match !== null && watched.received.length >= match.index + match[0].length + Number(match[1]);
+    },
+    5000,
+  );
+  return watched.received;
+}
+
+function p95(samples: number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))] ?? Number.NaN;
+}
+
+async function timedAccount(server: TestServer): Promise<number> {
+  const started = performance.now();
+  const response = await fetch(`${server.apiUrl}/account`, {
+    headers: { authorization: `Bearer ${server.token}` },
+  });
+  assert.equal(response.status, 200);
+  await response.arrayBuffer();
+  return performance.now() - started;
+}
+
+describe(
+  "connections that never finish a request",
+  inProcessOnly("the API process's own timeouts (the cluster's proxy stands in front of them)"),
+  () => {
+    it("500 slowloris sockets are closed 10 s after they connect (the defaults) while requests keep their latency, and an idle keep-alive socket and a long stream are left alone", async (t) => {
+      const server = await startTestServer();
+      try {
+        const HEADERS_TIMEOUT = 10_000;
+        for (let i = 0; i < 20; i++) await timedAccount(server);
+        const before: number[] = [];
+        for (let i = 0; i < 40; i++) before.push(await timedAccount(server));
+        // A long response: three tokens 4.5 s apart, longer than the headers timeout.
+        const long = await createPrediction(server, { tokens: 3, delay_ms: 4500 });
+        const stream = readSse(long.urls.stream);
+        stream.catch(() => {});
+        const idle = await openRaw(server, "");
+        assert.match(await requestOn(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"), /^HTTP\/1.1 200/);
+
+        // Half stop inside the request line, half inside the headers; every one sends a byte a second.
+        const slow = await Promise.all(
+          Array.from({ length: 500 }, (_, i) =>
+            openRaw(server, i % 2 === 0 ? "GET /heal" : "GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: "),
+          ),
+        );
+        const drip = setInterval(() => {
+          for (const each of slow) if (each.closedAt === undefined) each.socket.write("a");
+        }, 1000);
+        const during: number[] = [];
+        try {
+          while (slow.some((each) => each.closedAt === undefined)) {
+            if (performance.now() - (slow[0]?.connectedAt ?? 0) > HEADERS_TIMEOUT + 10_000) break;
+            during.push(await timedAccount(server));
+            await sleep(50);
+          }
+        } finally {
+          clearInterval(drip);
+        }
+        const lived = slow.map((each) => (each.closedAt ?? Number.POSITIVE_INFINITY) - each.connectedAt);
+        t.diagnostic(
+          `slowloris sockets closed after ${Math.min(...lived).toFixed(0)}-${Math.max(...lived).toFixed(0)} ms; /v1/account p95 ${p95(before).toFixed(1)} ms before, ${p95(during).toFixed(1)} ms during (${during.length} requests)`,
+        );
+        assert.ok(Math.max(...lived) < HEADERS_TIMEOUT + 4000, "every slowloris socket was closed in time");
+        assert.ok(Math.min(...lived) > HEADERS_TIMEOUT - 1000, "none before its headers timeout");
+        const answered = slow.filter((each) => each.received !== "");
+        assert.ok(answered.length > 0);
+        for (const each of answered) {
+          assert.match(each.received, /^HTTP\/1.1 408 Request Timeout\r\n/);
+          assert.match(each.received, /content-type: application\/problem\+json/);
+        }
+        assert.ok(
+          p95(during) < Math.max(10 * p95(before), 250),
+          `p95 ${p95(during).toFixed(1)} ms during vs ${p95(before).toFixed(1)} ms before`,
+        );
+
+        // Idle between requests for longer than the headers timeout: still open, and it still serves.
+        assert.equal(idle.closedAt, undefined, "the idle keep-alive socket is still open");
+        assert.match(await requestOn(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"), /^HTTP\/1.1 200/);
+        idle.socket.destroy();
+        const events = await stream;
+        assert.deepEqual(
+          events.filter((e) => e.event === "output").map((e) => e.data),
+          ["token-1 ", "token-2 ", "token-3 "],
+        );
+        assert.equal(events.at(-1)?.event, "done");
+      } finally {
+        await server.close();
+      }
+    });
+
+    it("a body that drips slower than the floor is answered 408; a paced upload, a long stream, Prefer: wait and an idle socket are not cut", async () => {
+      const server = await startTestServer({
+        headersTimeoutMs: 2000,
+        requestTimeoutMs: 6000,
+        bodyDripFloor: { bytes: 4096, windowMs: 1000 },
+      });
+      try {
+        // Longer than the request timeout: the timeouts bound requests, not responses.
+        const long = await createPrediction(server, { tokens: 2, delay_ms: 3500 });
+        const stream = readSse(long.urls.stream);
+        stream.catch(() => {});
+        const waited = createPrediction(server, { tokens: 2, delay_ms: 3500 }, "wait=30");
+        waited.catch(() => {});
+        const idle = await openRaw(server, "");
+        assert.match(await requestOn(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"), /^HTTP\/1.1 200/);
+
+        // 20 bytes every 100 ms: 200 bytes a second against a floor of 4,096 a second.
+        const dripping = await openRaw(
+          server,
+          `POST /v1/predictions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"input":{"text":"`,
+        );
+        const drip = setInterval(() => {
+          if (dripping.closedAt === undefined) dripping.socket.write("a".repeat(20));
+        }, 100);
+        try {
+          await until("the dripping body was closed", () => dripping.closedAt !== undefined, 5000);
+        } finally {
+          clearInterval(drip);
+        }
+        const lived = (dripping.closedAt ?? 0) - dripping.connectedAt;
+        assert.ok(lived < 4000, `closed after ${lived.toFixed(0)} ms, before the request timeout`);
+        assert.match(dripping.received, /^HTTP\/1.1 408 Request Timeout\r\n/);
+        assert.match(dripping.received, /application\/problem\+json/);
+        assert.match(dripping.received, /"status":408/);
+
+        // 2 MB at 64 KiB every 50 ms (about 1.3 MB/s), over several windows: accepted.
+        const file = Buffer.alloc(2 * 1024 * 1024, 7);
+        const boundary = "----replicant-paced";
+        const body = Buffer.concat([
+          Buffer.from(
+            `--${boundary}\r\nContent-Disposition: form-data; name="content"; filename="paced.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+          ),
+          file,
+          Buffer.from(`\r\n--${boundary}--\r\n`),
+        ]);
+        const upload = await openRaw(
+          server,
+          `POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length}\r\n\r\n`,
+        );
+        for (let at = 0; at < body.length; at += 64 * 1024) {
+          upload.socket.write(body.subarray(at, at + 64 * 1024));
+          await sleep(50);
+        }
+        await until("the upload was answered", () => /\r\n\r\n\{/.test(upload.received), 10_000);
+        assert.match(upload.received, /^HTTP\/1.1 201/);
+        assert.match(upload.received, /"size":2097152/);
+        upload.socket.destroy();
+
+        const events = await stream;
+        assert.equal(events.at(-1)?.event, "done");
+        assert.equal(events.filter((e) => e.event === "output").length, 2);
+        assert.equal((await waited).status, "succeeded");
+        assert.equal(idle.closedAt, undefined, "the idle keep-alive socket is still open");
+        assert.match(await requestOn(idle, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"), /^HTTP\/1.1 200/);
+        idle.socket.destroy();
+      } finally {
+        await server.close();
+      }
+    });
+  },
+);
