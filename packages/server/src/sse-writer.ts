@@ -2,13 +2,16 @@ import type { ServerResponse } from "node:http";
 
 /** How far an SSE client may fall behind before its stream is ended with a `reconnect` event. */
 export interface StreamLagLimits {
-  /** Bytes (UTF-16 code units) queued while the socket has not drained. */
+  /**
+   * Bytes held for the client while its socket has not drained: queued here (UTF-16 code units) and in
+   * the socket (what the kernel has not taken).
+   */
   maxLagBytes: number;
   /** Milliseconds the socket may go without draining once a write was refused. */
   maxStallMs: number;
 }
 
-/** After a cut, the final event gets this long to leave before the socket is destroyed. */
+/** After a cut, the final event gets at least this long to leave before the socket is destroyed. */
 const CUT_GRACE_MS = 5_000;
 
 /**
@@ -18,10 +21,11 @@ const CUT_GRACE_MS = 5_000;
  * `writev` building its buffers.
  *
  * Backpressure: once `res.write` returns false, events wait here (in order, whole) until `drain`, and go
- * as one chunk then. A client that falls behind by more than `maxLagBytes`, or does not drain for
- * `maxStallMs`, is cut: what waits is dropped, a final event asks it to reconnect with Last-Event-ID
- * (the id of the last event that reached the socket), and the socket is destroyed if that does not
- * leave within a few seconds. One timer per stream at most, re-armed rather than reallocated per stall.
+ * as one chunk then. A client that falls behind by more than `maxLagBytes` (held here and in the
+ * socket), or does not drain for `maxStallMs`, is cut: what waits is dropped, a final event asks it to
+ * reconnect with Last-Event-ID (the id of the last event that reached the socket), and the socket is
+ * destroyed if what it holds has not left by the stall bound. One timer per stream at most, re-armed
+ * rather than reallocated per stall.
  */
 export class EventWriter {
   private pending = "";
@@ -61,7 +65,10 @@ export class EventWriter {
     if (this.pending === "") {
       // A single event larger than the bound is always taken into an empty queue.
       if (!this.blocked) process.nextTick(this.flush);
-    } else if (this.blocked && this.pending.length + text.length > this.limits.maxLagBytes) {
+    } else if (
+      this.blocked &&
+      this.pending.length + text.length + this.res.writableLength > this.limits.maxLagBytes
+    ) {
       this.lag();
       return;
     }
@@ -102,8 +109,16 @@ export class EventWriter {
     if (this.res.writableEnded || this.res.destroyed) return;
     this.res.end(finalEvent);
     if (this.res.writableLength === 0) return;
+    // What the socket still holds (a slow reader's last chunks, then the final event) may take until the
+    // stall bound from when the socket stopped draining, and a few seconds at least; then it goes.
+    const now = Date.now();
+    const since = this.blocked ? this.blockedSince : now;
+    const deadline = Math.max(
+      since + this.limits.maxStallMs,
+      now + Math.min(CUT_GRACE_MS, this.limits.maxStallMs),
+    );
     clearTimeout(this.stallTimer);
-    this.stallTimer = setTimeout(this.destroy, CUT_GRACE_MS);
+    this.stallTimer = setTimeout(this.destroy, deadline - now);
     this.stallTimer.unref();
   }
 

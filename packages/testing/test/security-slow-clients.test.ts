@@ -152,7 +152,8 @@ describe("SSE clients that fall behind", inProcessOnly("reads the server's bus a
   it("200 readers that never read are ended past the lag bound: memory stays bounded, their listeners and sockets go, a reader that keeps up gets everything", async (t) => {
     const STALLED = 200;
     const LAG = 256 * 1024;
-    const server = await startTestServer({ worker: false, streamMaxLagBytes: LAG });
+    // A socket that does not drain for 10 s is destroyed (30 s by default): the test waits for that.
+    const server = await startTestServer({ worker: false, streamMaxLagBytes: LAG, streamMaxStallMs: 10_000 });
     try {
       const sockets = serverSockets(server);
       const bus = busOf(server);
@@ -202,7 +203,7 @@ describe("SSE clients that fall behind", inProcessOnly("reads the server's bus a
         rssGrowth < 400,
         `server RSS grew by ${rssGrowth.toFixed(0)} MB with ${STALLED} stalled readers`,
       );
-      // Their sockets are destroyed once the final event cannot leave: nothing is held for them.
+      // Their sockets are destroyed when the final event has not left by the stall bound.
       await until("the stalled sockets were closed", () => sockets.size <= before, 20_000);
 
       await bus.publish(channel, { type: "done", status: "succeeded", error: null });
