@@ -33,7 +33,8 @@ function outputText(value: unknown): string {
 /**
  * `urls.stream`: SSE with Replicate's events `output`, `logs`, `error` and `done`. A late client gets
  * the output and logs so far, then live events; event ids are `<outputs>:<log bytes>`, so a client that
- * reconnects with Last-Event-ID resumes where it was.
+ * reconnects with Last-Event-ID resumes where it was. A client that falls too far behind (see
+ * EventWriter) gets `reconnect` instead of the rest, and resumes that way.
  */
 export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
   addRoute(
