@@ -7,9 +7,12 @@
 //   seed "wait":   one hello-world prediction run with Prefer: wait (warms the runner process).
 //   seed "queued": one hello-world prediction created without waiting (worker off: it stays queued).
 //   seed "stream": one replicant/stream-test prediction left unfinished (worker off), for SSE.
-//   control:       a side HTTP port; GET /produce?id=&events=&batch= publishes output events to a
-//                  prediction's stream channel from inside the server process (the runner's path: one
-//                  `outputs` event of `batch` tokens per turn, as the director publishes a runner's batch).
+//   control:       a side HTTP port; GET /produce?id=&events=&batch=&size=&end= publishes output events
+//                  to a prediction's stream channel from inside the server process (the runner's path:
+//                  one `outputs` event of `batch` tokens per turn, as the director publishes a runner's
+//                  batch; `size` pads each token to that many characters, `end=0` leaves out `done`).
+//                  GET /listeners?id= counts the channel's listeners; GET /memory the process's memory
+//                  (after a full collection when it runs with --expose-gc).
 import { createServer } from "node:http";
 import { startTestServer } from "@replicant/testing";
 
@@ -31,7 +34,14 @@ async function api(method, path, body, headers = {}) {
   return json;
 }
 
-const ready = { url: server.url, token: server.token, dataDir: server.dataDir };
+const { streamMaxLagBytes, streamMaxStallMs } = server.server.ctx.config;
+const ready = {
+  url: server.url,
+  token: server.token,
+  dataDir: server.dataDir,
+  streamMaxLagBytes,
+  streamMaxStallMs,
+};
 const hello = await api("GET", "/models/replicate/hello-world").catch(() => undefined);
 ready.versionId = hello?.latest_version?.id;
 if (options.seed === "wait" || options.seed === "queued") {
@@ -57,22 +67,35 @@ if (options.control) {
       res.end(JSON.stringify({ rssMb: process.memoryUsage().rss / 1048576 }));
       return;
     }
+    if (url.pathname === "/listeners") {
+      res.end(JSON.stringify({ listeners: bus.listenerCount(`prediction:${url.searchParams.get("id")}`) }));
+      return;
+    }
+    if (url.pathname === "/memory") {
+      globalThis.gc?.();
+      const { rss, heapUsed, external } = process.memoryUsage();
+      res.end(JSON.stringify({ rssMb: rss / 1048576, liveMb: (heapUsed + external) / 1048576 }));
+      return;
+    }
     if (url.pathname !== "/produce") return res.writeHead(404).end();
     const id = url.searchParams.get("id");
     const events = Number(url.searchParams.get("events") ?? 1000);
     const batch = Number(url.searchParams.get("batch") ?? 64);
+    const size = Number(url.searchParams.get("size") ?? 0);
+    const end = url.searchParams.get("end") !== "0";
     const channel = `prediction:${id}`;
     let sent = 0;
     // A runner's batch of tokens reaches the director as one IPC message and goes on the bus as one
     // `outputs` event (director.ts, recordOutputs): one event per turn here too.
     const step = () => {
-      const end = Math.min(events, sent + batch);
+      const last = Math.min(events, sent + batch);
       const values = [];
-      for (let i = sent; i < end; i++) values.push(`token-${i} `);
+      if (size > 0) for (let i = sent; i < last; i++) values.push(`token-${i} `.padEnd(size, "."));
+      else for (let i = sent; i < last; i++) values.push(`token-${i} `);
       void bus.publish(channel, { type: "outputs", index: sent, values });
-      sent = end;
+      sent = last;
       if (sent < events) setImmediate(step);
-      else void bus.publish(channel, { type: "done", status: "succeeded", error: null });
+      else if (end) void bus.publish(channel, { type: "done", status: "succeeded", error: null });
     };
     setImmediate(step);
     res.end("ok");

@@ -1,4 +1,11 @@
-import type { Page, Prediction, SearchResponse, Training, WebhookEventType } from "@replicant/protocol";
+import type {
+  Page,
+  Prediction,
+  SearchResponse,
+  StreamEventType,
+  Training,
+  WebhookEventType,
+} from "@replicant/protocol";
 import * as Errors from "./core/errors.js";
 import {
   APIConnectionError,
@@ -55,6 +62,8 @@ const UNDICI_TIMEOUT_MIN_MS = 5_000;
 /** A backstop's lateness beyond undici's limit, for a fetch that ignored it. */
 const BACKSTOP_MARGIN_MS = 2_000;
 const TERMINAL = new Set(["succeeded", "failed", "canceled", "aborted"]);
+/** Replicant's SSE event asking a reader that fell behind to reconnect with Last-Event-ID. */
+const RECONNECT_EVENT: StreamEventType = "reconnect";
 
 export interface ClientOptions {
   /** API token. Defaults to `REPLICATE_API_TOKEN`. */
@@ -728,9 +737,10 @@ export class Replicant {
 
   /**
    * Runs a model and yields its server-sent events (`output`, `logs`, `error`, `done`) as
-   * {@link ServerSentEvent}s. A dropped stream is reconnected with `Last-Event-ID`; if it keeps failing, or the
-   * model has no stream URL, the prediction is polled and new output and logs are yielded the same way.
-   * An `error` event throws {@link ModelError}.
+   * {@link ServerSentEvent}s. A dropped stream is reconnected with `Last-Event-ID` (at once, and not
+   * yielded, when a Replicant server ends it with `reconnect` because the reader fell behind); if it keeps
+   * failing, or the model has no stream URL, the prediction is polled and new output and logs are yielded
+   * the same way. An `error` event throws {@link ModelError}.
    */
   stream<I, O>(
     ref: ModelRef<I, O>,
@@ -775,12 +785,19 @@ export class Replicant {
         let failures = 0;
         while (failures <= maxReconnects) {
           let receivedEvent = false;
+          let resume = false;
           try {
             const response = await this.#openEventStream(streamUrl, lastEventId, signal);
             for await (const raw of parseSSEStream(response.body ?? new Blob([]).stream(), signal)) {
-              receivedEvent = true;
               lastEventId = raw.id ?? lastEventId;
               retryMs = raw.retry ?? retryMs;
+              // A Replicant server ended the stream because this reader fell behind: resume from the
+              // last event id at once, unseen by the caller.
+              if (raw.event === RECONNECT_EVENT) {
+                resume = true;
+                break;
+              }
+              receivedEvent = true;
               if (raw.event === "error") throw await this.#streamError(prediction, raw.data);
               let data: string | FileOutput = raw.data;
               if (raw.event === "output") {
@@ -807,6 +824,11 @@ export class Replicant {
               break;
           }
           throwIfAborted(signal);
+          // A reconnect asked for after progress costs no retry; one with nothing before it backs off.
+          if (resume && receivedEvent) {
+            failures = 0;
+            continue;
+          }
           failures = receivedEvent ? 1 : failures + 1;
           if (failures > maxReconnects) break;
           await sleep(retryMs ?? backoffDelayMs(failures - 1), signal);

@@ -13,17 +13,13 @@ import {
   loadSigningKey,
   registerBuiltinModels,
 } from "./bootstrap.js";
+import { requestTimeoutOptions, watchRequestBodies } from "./client-timeouts.js";
 import type { ServerConfig } from "./config.js";
 import type { ServerContext } from "./context.js";
 import { Director } from "./director.js";
 import { ProblemError } from "./errors.js";
 import { FileOutputs } from "./file-outputs.js";
-import {
-  clientErrorHandler,
-  frameworkErrorHandler,
-  longParameterProblem,
-  multipartSyntaxProblem,
-} from "./framework-errors.js";
+import { frameworkErrorHandler, longParameterProblem, multipartSyntaxProblem } from "./framework-errors.js";
 import { bearerToken, RouteTable } from "./http.js";
 import { sha256Hex } from "./ids.js";
 import { createInputMaterializer } from "./input-wiring.js";
@@ -122,6 +118,7 @@ export class ReplicantServer {
   private rateLimitRedis: { disconnect(): void } | undefined;
   /** Keyed by the Authorization header itself, so a hit costs no parsing and no hash; entries keep the hash for revocation. */
   private readonly authCache = new Map<string, { account: AccountRecord; hash: string; until: number }>();
+  private readonly stopWatchingBodies: () => void;
 
   private constructor(config: ServerConfig, backends: Backends, signingKey: Buffer) {
     const urls = new UrlSigner(config.publicUrl ?? `http://${config.host}:${config.port}`, signingKey);
@@ -136,7 +133,8 @@ export class ReplicantServer {
     this.app = Fastify({
       logger: config.logLevel === "silent" ? false : { level: config.logLevel },
       bodyLimit: config.bodyLimit,
-      requestTimeout: 120_000,
+      // Headers within 10 s, a request within 5 min, and a body no slower than a floor (below).
+      ...requestTimeoutOptions(config),
       keepAliveTimeout: 72_000,
       return503OnClosing: true,
       forceCloseConnections: true,
@@ -144,8 +142,8 @@ export class ReplicantServer {
       onConstructorPoisoning: "error",
       routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
       frameworkErrors: frameworkErrorHandler(MAX_PARAM_LENGTH),
-      clientErrorHandler,
     });
+    this.stopWatchingBodies = watchRequestBodies(this.app.server, config);
   }
 
   static async create(config: ServerConfig, backends?: Backends): Promise<ReplicantServer> {
@@ -424,6 +422,7 @@ export class ReplicantServer {
   }
 
   async close(): Promise<void> {
+    this.stopWatchingBodies();
     await this.app.close();
     if (this.deploymentWarmer) clearInterval(this.deploymentWarmer);
     delete this.ctx.onDeploymentsChanged;

@@ -21,6 +21,22 @@ export interface ServerConfig {
   jsonMaxDepth: number;
   /** Largest uploaded file, bytes (Replicate: 100 MB). */
   fileSizeLimit: number;
+  /** A connection that has not sent a request's headers within this long is closed (408). */
+  headersTimeoutMs: number;
+  /** A request (headers and body) not received within this long is closed (408); responses are not bounded. */
+  requestTimeoutMs: number;
+  /**
+   * A request body that delivers fewer than `bytes` in a window of `windowMs` (and is not complete) is
+   * closed with 408; a body the server itself is slow to read is not counted. false turns it off.
+   */
+  bodyDripFloor: { bytes: number; windowMs: number } | false;
+  /**
+   * An SSE client more than this many bytes behind (queued while its socket has not drained) is sent a
+   * `reconnect` event and its stream ended; it resumes with Last-Event-ID.
+   */
+  streamMaxLagBytes: number;
+  /** Likewise for an SSE client whose socket has not drained for this long. */
+  streamMaxStallMs: number;
   /** Requests a minute per account; false turns rate limiting off. */
   rateLimit: { predictionCreatesPerMinute: number; otherRequestsPerMinute: number } | false;
   /** After this long, a finished prediction's input, output, logs and output files are removed. */
@@ -110,6 +126,12 @@ export function defaultConfig(overrides: Partial<ServerConfig> & { dataDir: stri
     bodyLimit: 1024 * 1024,
     jsonMaxDepth: 64,
     fileSizeLimit: 100 * 1024 * 1024,
+    headersTimeoutMs: 10_000,
+    // A 100 MB upload at 1 MB/s fits; the drip floor catches slow bodies long before this.
+    requestTimeoutMs: 300_000,
+    bodyDripFloor: { bytes: 16 * 1024, windowMs: 10_000 },
+    streamMaxLagBytes: 1024 * 1024,
+    streamMaxStallMs: 30_000,
     rateLimit: { predictionCreatesPerMinute: 600, otherRequestsPerMinute: 3000 },
     retentionMs: 60 * 60 * 1000,
     fileExpiryMs: 24 * 60 * 60 * 1000,

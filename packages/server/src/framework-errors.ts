@@ -35,29 +35,6 @@ export function frameworkErrorHandler(maxParamLength: number) {
   };
 }
 
-/**
- * Fastify's `clientErrorHandler`: a request Node's HTTP parser refused (malformed, headers too large,
- * too slow to arrive) gets a problem before the socket closes, as Fastify's default does with its own JSON.
- */
-export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Socket): void {
-  if (error.code === "ECONNRESET" || socket.destroyed) return;
-  const [status, detail] =
-    error.code === "ERR_HTTP_REQUEST_TIMEOUT"
-      ? [408, "The request took too long to arrive"]
-      : error.code === "HPE_HEADER_OVERFLOW"
-        ? [431, "The request's headers are larger than the server accepts"]
-        : [400, "The request is not valid HTTP"];
-  const reason = STATUS_CODES[status] ?? "Error";
-  const body = JSON.stringify({ title: reason, detail, status });
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
-  }
-  socket.destroy(error);
-}
-
 /** What @fastify/busboy throws or emits for a body that is not valid multipart (it sets no error code). */
 const MULTIPART_SYNTAX_ERRORS = [
   /^Multipart: Boundary not found$/,

@@ -44,6 +44,16 @@ Options:
   --runner-cpus N          CPU cores' worth of time each such runner may use (default unlimited)
   --allow-push-from-all    let every account push models (default: the default account and the
                            accounts it granted push with \`replicant grant USERNAME push\`)
+  --headers-timeout MS     close a connection whose request headers take longer (default 10000)
+  --request-timeout MS     close a request (headers and body) that takes longer to arrive; responses
+                           are not bounded (default 300000)
+  --body-drip-floor B,MS|off
+                           close a request body that delivers fewer than B bytes in MS (default
+                           16384,10000)
+  --stream-max-lag BYTES   end the SSE stream of a client this far behind with a reconnect event
+                           (it resumes with Last-Event-ID; default 1048576)
+  --stream-max-stall MS    likewise for a client whose socket has not drained for this long
+                           (default 30000)
   --role ROLE              scale-out only: api (HTTP API, no predictions run here), worker (runs
                            predictions, webhooks and housekeeping; serves only GET /health on
                            --port) or all (both, default)
@@ -106,6 +116,11 @@ export async function main(argv: string[]): Promise<number> {
       "runner-pids": { type: "string", default: "256" },
       "runner-cpus": { type: "string" },
       "allow-push-from-all": { type: "boolean", default: false },
+      "headers-timeout": { type: "string" },
+      "request-timeout": { type: "string" },
+      "body-drip-floor": { type: "string" },
+      "stream-max-lag": { type: "string" },
+      "stream-max-stall": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -140,6 +155,27 @@ export async function main(argv: string[]): Promise<number> {
   const jsonMaxDepth = values["json-max-depth"] === undefined ? undefined : Number(values["json-max-depth"]);
   if (jsonMaxDepth !== undefined && !(Number.isInteger(jsonMaxDepth) && jsonMaxDepth >= 1))
     throw new Error("--json-max-depth must be a positive integer");
+  const millis = (name: string, raw: string | undefined): number | undefined => {
+    if (raw === undefined) return undefined;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < 1)
+      throw new Error(`--${name} must be a positive number of milliseconds`);
+    return value;
+  };
+  const headersTimeoutMs = millis("headers-timeout", values["headers-timeout"]);
+  const requestTimeoutMs = millis("request-timeout", values["request-timeout"]);
+  if ((requestTimeoutMs ?? 300_000) < (headersTimeoutMs ?? 10_000))
+    throw new Error("--request-timeout must be at least --headers-timeout");
+  const streamMaxLagBytes = bytes("stream-max-lag", values["stream-max-lag"]);
+  const streamMaxStallMs = millis("stream-max-stall", values["stream-max-stall"]);
+  const dripText = values["body-drip-floor"];
+  const drip = dripText?.split(",").map(Number);
+  if (
+    drip !== undefined &&
+    dripText !== "off" &&
+    !(drip.length === 2 && drip.every((n) => Number.isInteger(n) && n > 0))
+  )
+    throw new Error("--body-drip-floor must be off or BYTES,MS");
   const fileOutputs = values["file-outputs"];
   if (fileOutputs !== undefined && fileOutputs !== "auto" && fileOutputs !== "url")
     throw new Error("--file-outputs must be auto or url");
@@ -200,6 +236,15 @@ export async function main(argv: string[]): Promise<number> {
     ...(fileSizeLimit !== undefined ? { fileSizeLimit } : {}),
     ...(jsonMaxDepth !== undefined ? { jsonMaxDepth } : {}),
     ...(fileOutputs !== undefined ? { fileOutputs } : {}),
+    ...(headersTimeoutMs !== undefined ? { headersTimeoutMs } : {}),
+    ...(requestTimeoutMs !== undefined ? { requestTimeoutMs } : {}),
+    ...(streamMaxLagBytes !== undefined ? { streamMaxLagBytes } : {}),
+    ...(streamMaxStallMs !== undefined ? { streamMaxStallMs } : {}),
+    ...(dripText === "off"
+      ? { bodyDripFloor: false as const }
+      : drip !== undefined
+        ? { bodyDripFloor: { bytes: drip[0] ?? 0, windowMs: drip[1] ?? 0 } }
+        : {}),
     ...(values["rate-limit"] === "off"
       ? { rateLimit: false as const }
       : limits !== undefined

@@ -47,6 +47,11 @@ export class MemoryEventBus implements EventBus {
     return this.channels.size;
   }
 
+  /** Listeners of one channel (for leak checks). */
+  listenerCount(channel: string): number {
+    return this.channels.get(channel)?.length ?? 0;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.channels.clear();

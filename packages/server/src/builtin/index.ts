@@ -22,7 +22,7 @@ export const BUILTIN_MODELS: readonly BuiltinModel[] = [
     versionId: "3f1e0c1e7a2b4d5c8e9f00112233445566778899aabbccddeeff001122334455",
     description: "Streams tokens with a delay, for testing streaming clients",
     readme:
-      "# stream-test\n\nEmits `token-1 `, `token-2 `, … with `delay_ms` between them and one log line each. Set `fail` to end in an error.\n",
+      "# stream-test\n\nEmits `token-1 `, `token-2 `, … with `delay_ms` between them and one log line each. Set `fail` to end in an error; `token_size` pads each token.\n",
     predictorPath: predictor("stream-test"),
   },
   {

@@ -1,53 +1,29 @@
-import type { ServerResponse } from "node:http";
-import { isTerminal } from "@replicant/protocol";
+import { isTerminal, STREAM_RECONNECT_EVENT } from "@replicant/protocol";
 import type { PredictionEvent, PredictionRecord } from "../backends/types.js";
 import { predictionChannel } from "../context.js";
 import { notFound } from "../errors.js";
 import { addRoute, params, query } from "../http.js";
+import { EventWriter } from "../sse-writer.js";
 import type { RouteDeps } from "./deps.js";
 
 const HEARTBEAT_MS = 15_000;
 
 /**
- * An SSE response's writes. The events written in one go (a runner's batch of tokens arrives as one
- * message) leave as one chunk on the next tick: each `res.write` of a chunked response is a chunk header,
- * a socket write and a wake-up of the client, and a corked burst of small writes costs as much again in
- * `writev` building its buffers.
+ * Events waiting behind a catch-up (a store read) at most; past it the client is sent `reconnect`, so a
+ * slow store cannot make a stream hold an unbounded queue (a reconnect reads the store again).
  */
-class EventWriter {
-  private pending = "";
-
-  constructor(private readonly res: ServerResponse) {}
-
-  write(text: string): void {
-    if (this.pending === "") process.nextTick(this.flush);
-    this.pending += text;
-  }
-
-  readonly flush = (): void => {
-    if (this.pending === "") return;
-    const text = this.pending;
-    this.pending = "";
-    // After the client left (or the stream ended) there is no one to write to.
-    if (!this.res.writableEnded && !this.res.destroyed) this.res.write(text);
-  };
-
-  end(): void {
-    this.flush();
-    this.res.end();
-  }
-}
+const MAX_QUEUED_EVENTS = 1024;
 
 /** Writes one server-sent event; multi-line data becomes several `data:` lines. */
 function writeEvent(out: EventWriter, event: string, data: string, id: string): void {
   // One template for the common case (a streamed token): this runs once per event.
   if (!data.includes("\n")) {
-    out.write(`event: ${event}\nid: ${id}\ndata: ${data}\n\n`);
+    out.write(`event: ${event}\nid: ${id}\ndata: ${data}\n\n`, id);
     return;
   }
   let chunk = `event: ${event}\nid: ${id}\n`;
   for (const line of data.split("\n")) chunk += `data: ${line}\n`;
-  out.write(`${chunk}\n`);
+  out.write(`${chunk}\n`, id);
 }
 
 function outputText(value: unknown): string {
@@ -57,7 +33,8 @@ function outputText(value: unknown): string {
 /**
  * `urls.stream`: SSE with Replicate's events `output`, `logs`, `error` and `done`. A late client gets
  * the output and logs so far, then live events; event ids are `<outputs>:<log bytes>`, so a client that
- * reconnects with Last-Event-ID resumes where it was.
+ * reconnects with Last-Event-ID resumes where it was. A client that falls too far behind (see
+ * EventWriter) gets `reconnect` instead of the rest, and resumes that way.
  */
 export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
   addRoute(
@@ -89,11 +66,13 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
       }
 
       const buffered: PredictionEvent[] = [];
+      let overflowed = false;
       let live: ((event: PredictionEvent) => void) | undefined;
       const unsubscribe = await ctx.bus.subscribe(predictionChannel(id), (event) => {
         if (event.type === "replay") return;
         if (live) live(event);
-        else buffered.push(event);
+        else if (buffered.length < MAX_QUEUED_EVENTS) buffered.push(event);
+        else overflowed = true;
       });
       // What a running prediction produced reaches the store at its next flush (up to 100 ms): its
       // director publishes it at once (a prefix from index and offset 0, written as soon as it comes,
@@ -116,8 +95,16 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
       // with nothing to send yet would otherwise hold them until its first event or heartbeat.
       res.flushHeaders();
       let closed = false;
-      const out = new EventWriter(res);
-      const heartbeat = setInterval(() => out.write(": keepalive\n\n"), HEARTBEAT_MS);
+      const eventId = () => `${outputsSent}:${logsSent}`;
+      const out = new EventWriter(
+        res,
+        { maxLagBytes: ctx.config.streamMaxLagBytes, maxStallMs: ctx.config.streamMaxStallMs },
+        eventId(),
+      );
+      // A client with events waiting needs no keepalive.
+      const heartbeat = setInterval(() => {
+        if (out.idle) out.write(": keepalive\n\n");
+      }, HEARTBEAT_MS);
       const close = () => {
         if (closed) return;
         closed = true;
@@ -125,9 +112,24 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
         unsubscribe();
         out.end();
       };
+      // Too far behind: nothing more is held for this client; it resumes from what reached its socket.
+      const cut = () => {
+        if (closed) return;
+        closed = true;
+        clearInterval(heartbeat);
+        unsubscribe();
+        buffered.length = 0;
+        const data = JSON.stringify({
+          reason: "client_behind",
+          last_event_id: out.lastSentId,
+          detail: "The client fell too far behind the stream; reconnect with Last-Event-ID to resume",
+        });
+        // No id: the client's last event id (the last event it received) is where it resumes.
+        out.cut(`event: ${STREAM_RECONNECT_EVENT}\ndata: ${data}\n\n`);
+      };
+      out.onLag = cut;
       res.on("close", close);
 
-      const eventId = () => `${outputsSent}:${logsSent}`;
       const sendOutput = (index: number, value: unknown) => {
         if (index < outputsSent) return;
         outputsSent = index + 1;
@@ -145,7 +147,7 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
           outputsSent = index + i + 1;
           chunk += `event: output\nid: ${outputsSent}${afterOutputs}${value}\n\n`;
         }
-        if (chunk !== "") out.write(chunk);
+        if (chunk !== "") out.write(chunk, eventId());
         for (; i < values.length; i++) sendOutput(index + i, values[i]);
       };
       const sendLogs = (offset: number, text: string) => {
@@ -205,6 +207,7 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
         }
       };
       let chain = Promise.resolve();
+      let queued = 0;
       const handle = (event: PredictionEvent) => {
         // An output or logs event that continues what was sent (the common case, in order; or a replay of
         // a prefix) is written at once, even past a catch-up in the chain: it only appends to its sequence.
@@ -223,9 +226,18 @@ export function registerStreamRoutes({ app, table, ctx }: RouteDeps): void {
             return;
           }
         }
-        chain = chain.then(() => deliver(event)).catch(close);
+        if (closed) return;
+        if (++queued > MAX_QUEUED_EVENTS) return cut();
+        chain = chain
+          .then(() => {
+            queued--;
+            return deliver(event);
+          })
+          .catch(close);
       };
+      if (overflowed) return cut();
       for (const event of buffered) handle(event);
+      buffered.length = 0;
       live = handle;
     },
     { public: true },
