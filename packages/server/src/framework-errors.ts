@@ -1,5 +1,3 @@
-import { STATUS_CODES } from "node:http";
-import type { Socket } from "node:net";
 import { PROBLEM_CONTENT_TYPE } from "@replicant/protocol";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { ProblemError } from "./errors.js";
