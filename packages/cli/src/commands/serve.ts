@@ -92,39 +92,48 @@ export function defaultDataDir(): string {
   return process.env.REPLICANT_HOME ?? join(homedir(), ".replicant");
 }
 
+/** The flags; a malformed one is a one-line error (parseArgs explains some over three lines). */
+function parseServeArgs(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        host: { type: "string", default: "127.0.0.1" },
+        port: { type: "string", default: "5000" },
+        data: { type: "string" },
+        "public-url": { type: "string" },
+        "allow-private-urls": { type: "boolean", default: false },
+        durability: { type: "string", default: "normal" },
+        cors: { type: "string" },
+        "log-level": { type: "string", default: "warn" },
+        concurrency: { type: "string", default: "32" },
+        role: { type: "string", default: "all" },
+        "rate-limit": { type: "string" },
+        "body-limit": { type: "string" },
+        "json-max-depth": { type: "string" },
+        "file-size-limit": { type: "string" },
+        "file-outputs": { type: "string" },
+        sandbox: { type: "string", default: "auto" },
+        "runner-memory": { type: "string", default: "2048" },
+        "runner-pids": { type: "string", default: "256" },
+        "runner-cpus": { type: "string" },
+        "allow-push-from-all": { type: "boolean", default: false },
+        "headers-timeout": { type: "string" },
+        "request-timeout": { type: "string" },
+        "body-drip-floor": { type: "string" },
+        "stream-max-lag": { type: "string" },
+        "stream-max-stall": { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+    });
+  } catch (error) {
+    throw new Error(String((error as Error).message).split("\n")[0]);
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      host: { type: "string", default: "127.0.0.1" },
-      port: { type: "string", default: "5000" },
-      data: { type: "string" },
-      "public-url": { type: "string" },
-      "allow-private-urls": { type: "boolean", default: false },
-      durability: { type: "string", default: "normal" },
-      cors: { type: "string" },
-      "log-level": { type: "string", default: "warn" },
-      concurrency: { type: "string", default: "32" },
-      role: { type: "string", default: "all" },
-      "rate-limit": { type: "string" },
-      "body-limit": { type: "string" },
-      "json-max-depth": { type: "string" },
-      "file-size-limit": { type: "string" },
-      "file-outputs": { type: "string" },
-      sandbox: { type: "string", default: "auto" },
-      "runner-memory": { type: "string", default: "2048" },
-      "runner-pids": { type: "string", default: "256" },
-      "runner-cpus": { type: "string" },
-      "allow-push-from-all": { type: "boolean", default: false },
-      "headers-timeout": { type: "string" },
-      "request-timeout": { type: "string" },
-      "body-drip-floor": { type: "string" },
-      "stream-max-lag": { type: "string" },
-      "stream-max-stall": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-  });
+  const { values } = parseServeArgs(argv);
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
@@ -143,25 +152,19 @@ export async function main(argv: string[]): Promise<number> {
   const roles = ["api", "worker", "all"] as const;
   const role = roles.find((r) => r === values.role);
   if (!role) throw new Error("--role must be api, worker or all");
-  const bytes = (name: string, raw: string | undefined): number | undefined => {
+  /** A flag's positive whole number (`what` names its unit in the error), or undefined when not given. */
+  const positiveInteger = (name: string, raw: string | undefined, what = "integer"): number | undefined => {
     if (raw === undefined) return undefined;
     const value = Number(raw);
-    if (!Number.isInteger(value) || value < 1)
-      throw new Error(`--${name} must be a positive number of bytes`);
+    if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive ${what}`);
     return value;
   };
+  const bytes = (name: string, raw: string | undefined) => positiveInteger(name, raw, "number of bytes");
+  const millis = (name: string, raw: string | undefined) =>
+    positiveInteger(name, raw, "number of milliseconds");
   const bodyLimit = bytes("body-limit", values["body-limit"]);
   const fileSizeLimit = bytes("file-size-limit", values["file-size-limit"]);
-  const jsonMaxDepth = values["json-max-depth"] === undefined ? undefined : Number(values["json-max-depth"]);
-  if (jsonMaxDepth !== undefined && !(Number.isInteger(jsonMaxDepth) && jsonMaxDepth >= 1))
-    throw new Error("--json-max-depth must be a positive integer");
-  const millis = (name: string, raw: string | undefined): number | undefined => {
-    if (raw === undefined) return undefined;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < 1)
-      throw new Error(`--${name} must be a positive number of milliseconds`);
-    return value;
-  };
+  const jsonMaxDepth = positiveInteger("json-max-depth", values["json-max-depth"]);
   const headersTimeoutMs = millis("headers-timeout", values["headers-timeout"]);
   const requestTimeoutMs = millis("request-timeout", values["request-timeout"]);
   if ((requestTimeoutMs ?? 300_000) < (headersTimeoutMs ?? 10_000))
@@ -189,18 +192,13 @@ export async function main(argv: string[]): Promise<number> {
   const sandboxes = ["auto", "bwrap", "process", "none"] as const;
   const sandbox = sandboxes.find((m) => m === values.sandbox);
   if (!sandbox) throw new Error("--sandbox must be auto, bwrap, process or none");
-  const positive = (name: string, raw: string, integer: boolean): number => {
-    const value = Number(raw);
-    if (!(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value)))
-      throw new Error(`--${name} must be a positive ${integer ? "integer" : "number"}`);
-    return value;
-  };
+  const cpus = values["runner-cpus"] === undefined ? undefined : Number(values["runner-cpus"]);
+  if (cpus !== undefined && !(cpus > 0 && Number.isFinite(cpus)))
+    throw new Error("--runner-cpus must be a positive number");
   const runnerLimits = {
-    memoryMb: positive("runner-memory", values["runner-memory"], true),
-    pids: positive("runner-pids", values["runner-pids"], true),
-    ...(values["runner-cpus"] !== undefined
-      ? { cpus: positive("runner-cpus", values["runner-cpus"], false) }
-      : {}),
+    memoryMb: positiveInteger("runner-memory", values["runner-memory"]) ?? 2048,
+    pids: positiveInteger("runner-pids", values["runner-pids"]) ?? 256,
+    ...(cpus !== undefined ? { cpus } : {}),
   };
   const scaleOut = scaleOutConfigFromEnv(process.env);
   const signingKey = process.env.REPLICANT_SIGNING_KEY || undefined;
