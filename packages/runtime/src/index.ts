@@ -5,6 +5,7 @@ export { progressLine } from "./execute.js";
 export * from "./in-process-runner.js";
 export * from "./inputs.js";
 export { contentTypeOf, extensionOf } from "./mime.js";
+export { openBeneath } from "./open-beneath.js";
 export { materializeOutput } from "./output-files.js";
 export * from "./outputs.js";
 export * from "./predictor.js";

@@ -4,7 +4,13 @@ import { chmodSync, chownSync, mkdirSync, realpathSync } from "node:fs";
 import { sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ChildMessage, DoneMessage, HostMessage, PredictorDescription } from "./runner-protocol.js";
-import { isFileValue, type RunCallbacks, type RunRequest, type RunResult } from "./runner-types.js";
+import {
+  type FileValue,
+  isFileValue,
+  type RunCallbacks,
+  type RunRequest,
+  type RunResult,
+} from "./runner-types.js";
 
 export interface RunnerHostOptions {
   /** Absolute path of a compiled module whose default export is a predictor. */
@@ -358,17 +364,21 @@ export class RunnerHost {
   private refusesFiles(entry: InFlight, value: unknown): boolean {
     const roots = this.launch?.fileRoots;
     if (!roots) return false;
-    const allowed = [...roots, ...(entry.request.scratchDir ? [entry.request.scratchDir] : [])].map(
-      (root) => realOrSelf(root) + sep,
-    );
-    const outside = filePaths(value).find((path) => {
-      const real = realOrSelf(path);
-      return !allowed.some((root) => real.startsWith(root));
+    const allowed = [...roots, ...(entry.request.scratchDir ? [entry.request.scratchDir] : [])];
+    const prefixes = allowed.map((root) => realOrSelf(root) + sep);
+    const files = fileValues(value);
+    const outside = files.find((file) => {
+      const real = realOrSelf(file.path);
+      return !prefixes.some((root) => real.startsWith(root));
     });
-    if (outside === undefined) return false;
+    if (outside === undefined) {
+      // The check above is only a first answer: the server reads each file beneath these directories.
+      for (const file of files) Object.defineProperty(file, "confinedTo", { value: allowed, enumerable: false });
+      return false;
+    }
     this.stop(entry, {
       status: "failed",
-      error: `The output file ${outside} is outside the run's scratch directory: write output files under ctx.scratchDir`,
+      error: `The output file ${outside.path} is outside the run's scratch directory: write output files under ctx.scratchDir`,
     });
     return true;
   }
@@ -424,13 +434,13 @@ function realOrSelf(path: string): string {
   }
 }
 
-/** The paths of the file values (`{ type: "file", path }`) anywhere in an output. */
-function filePaths(value: unknown, found: string[] = []): string[] {
+/** The file values anywhere in an output. */
+function fileValues(value: unknown, found: FileValue[] = []): FileValue[] {
   if (value === null || typeof value !== "object") return found;
   if (isFileValue(value)) {
-    found.push(value.path);
+    found.push(value);
     return found;
   }
-  for (const item of Array.isArray(value) ? value : Object.values(value)) filePaths(item, found);
+  for (const item of Array.isArray(value) ? value : Object.values(value)) fileValues(item, found);
   return found;
 }

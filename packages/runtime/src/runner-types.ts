@@ -10,6 +10,11 @@ export interface FileValue {
   /** Absolute path of the file on this machine. */
   path: string;
   content_type?: string;
+  /**
+   * Set (not enumerable) on files from a contained runner: the directories the file must be read from,
+   * with `openBeneath`, since the runner may swap it for a link after it was checked.
+   */
+  confinedTo?: readonly string[];
 }
 
 export function isFileValue(value: unknown): value is FileValue {

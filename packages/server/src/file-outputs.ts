@@ -1,7 +1,7 @@
-import { createReadStream, lstatSync, readFileSync, statSync } from "node:fs";
+import { closeSync, createReadStream, fstatSync, lstatSync, readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { extname, resolve, sep } from "node:path";
-import { contentTypeOf, SYNC_IO_BYTES } from "@replicant/runtime";
+import { contentTypeOf, openBeneath, SYNC_IO_BYTES } from "@replicant/runtime";
 import type { FileRecord, PredictionRecord } from "./backends/types.js";
 import type { ServerContext } from "./context.js";
 import { newId } from "./ids.js";
@@ -86,11 +86,18 @@ export class FileOutputs {
     const contentType = file.content_type ?? contentTypeFor(file.path);
     const id = newId();
     const blobKey = `outputs/${record.id}/${id}${extname(file.path).replace(/[^A-Za-z0-9.]/g, "")}`;
-    statSync(file.path);
-    const info =
-      blobs.adopt && isOwnScratchFile(file.path, scratchDir)
-        ? await blobs.adopt(blobKey, file.path)
-        : await blobs.put(blobKey, createReadStream(file.path));
+    let info: { size: number; sha256: string };
+    if (file.confinedTo) {
+      // A contained runner's file: read through a descriptor opened beneath its directories, never moved.
+      const fd = openBeneath(file.path, file.confinedTo);
+      info = await blobs.put(blobKey, createReadStream("", { fd, autoClose: true }));
+    } else {
+      statSync(file.path);
+      info =
+        blobs.adopt && isOwnScratchFile(file.path, scratchDir)
+          ? await blobs.adopt(blobKey, file.path)
+          : await blobs.put(blobKey, createReadStream(file.path));
+    }
     const now = this.ctx.now();
     const fileRecord: FileRecord = {
       id,
@@ -117,8 +124,21 @@ export class FileOutputs {
   ): Promise<string> {
     const { config, urls } = this.ctx;
     const plainHttp = urls.base.startsWith("http:");
+    if (file.confinedTo && config.fileOutputs === "auto" && plainHttp) {
+      const fd = openBeneath(file.path, file.confinedTo);
+      try {
+        if (fstatSync(fd).size <= config.dataUriLimit) {
+          const contentType = file.content_type ?? contentTypeFor(file.path);
+          return `data:${contentType};base64,${readFileSync(fd).toString("base64")}`;
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
     const size =
-      config.fileOutputs === "auto" && plainHttp ? statSync(file.path).size : Number.POSITIVE_INFINITY;
+      config.fileOutputs === "auto" && plainHttp && !file.confinedTo
+        ? statSync(file.path).size
+        : Number.POSITIVE_INFINITY;
     if (size <= config.dataUriLimit) {
       // Inline, the output is the data URI itself, kept (and removed at retention) with the prediction:
       // no blob, file record or fsync besides, since nothing would ever refer to them.

@@ -82,6 +82,38 @@ function schemaFor(properties: Record<string, unknown>, outputSchema: unknown) {
   };
 }
 
+/**
+ * Returns a harmless file in its scratch, then keeps swapping it for a link to `target` (a server file)
+ * and back, so that some check of the path sees the file and some read of it would see the link.
+ */
+const SWAPPER = `import { renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { definePredictor, input, output } from "@replicant/runtime";
+export default definePredictor({
+  input: { target: input.string() },
+  output: output.file(),
+  predict: ({ target }, ctx) => {
+    const out = join(ctx.scratchDir, "out.txt");
+    writeFileSync(out, "harmless");
+    const until = Date.now() + 1500;
+    let n = 0;
+    const flip = () => {
+      try {
+        const link = join(ctx.scratchDir, "l" + n);
+        const file = join(ctx.scratchDir, "f" + n++);
+        symlinkSync(target, link);
+        renameSync(link, out);
+        writeFileSync(file, "harmless");
+        renameSync(file, out);
+      } catch {}
+      if (Date.now() < until) setImmediate(flip);
+    };
+    setImmediate(flip);
+    return out;
+  },
+});
+`;
+
 /** A version that asked for network: it dials the proxy its environment names, as a proxy-aware client does. */
 const NETWORKED = `import { connect } from "node:net";
 import { definePredictor, input, output } from "@replicant/runtime";
@@ -122,6 +154,7 @@ export class Target {
   hostile = "";
   thief = "";
   networked = "";
+  swapper = "";
   private work = "";
 
   constructor(
@@ -153,6 +186,7 @@ export class Target {
     this.hostile = await this.push("hostile", HOSTILE, HOSTILE_SCHEMA);
     this.thief = await this.push("thief", FILE_THIEF, THIEF_SCHEMA);
     this.networked = await this.push("networked", NETWORKED, THIEF_SCHEMA_STRING, { network: true });
+    this.swapper = await this.push("swapper", SWAPPER, THIEF_SCHEMA);
   }
 
   async close() {

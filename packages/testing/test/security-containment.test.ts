@@ -127,6 +127,27 @@ function containmentSuite(sandbox: "bwrap" | "process", skip: string | false) {
       assert.equal(canaryConnections, 0);
     });
 
+    it("cannot swap a checked output file for a link to a server file", async () => {
+      const key = (await readFile(join(target.server.dataDir, "signing.key"), "utf8")).trim();
+      const statuses: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const prediction = await target.api("POST", "/predictions", {
+          version: target.swapper,
+          input: { target: join(target.server.dataDir, "signing.key") },
+        });
+        statuses.push(String(prediction.json.status));
+        const output = String(prediction.json.output ?? "");
+        const text = output.startsWith("data:")
+          ? Buffer.from(output.slice(output.indexOf(",") + 1), "base64").toString()
+          : output.startsWith("http")
+            ? await (await fetch(output)).text()
+            : JSON.stringify(prediction.json);
+        assert.ok(!text.includes(key), `run ${i} returned the signing key`);
+        if (prediction.json.status === "succeeded") assert.equal(text, "harmless");
+      }
+      await target.assertServing();
+    });
+
     it("cannot return a server file as an output file", async () => {
       const prediction = await target.api("POST", "/predictions", {
         version: target.thief,
