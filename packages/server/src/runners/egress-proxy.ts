@@ -11,6 +11,10 @@ import { type HostResolver, systemResolver } from "../net/url-guard.js";
 const MAX_HEAD_BYTES = 16 * 1024;
 const CONNECT_TIMEOUT_MS = 10_000;
 const IDLE_TIMEOUT_MS = 5 * 60_000;
+/** A request's head must arrive within this long (a runner must not hold proxy sockets by dripping). */
+const HEAD_TIMEOUT_MS = 10_000;
+/** Connections one version's runners may hold open through the proxy (each costs the server two sockets). */
+const MAX_CONNECTIONS = 256;
 
 export interface EgressProxyOptions {
   socketPath: string;
@@ -33,6 +37,7 @@ export class EgressProxy {
     const resolve = options.lookup ?? systemResolver;
     rmSync(options.socketPath, { force: true });
     const server = createServer();
+    server.maxConnections = MAX_CONNECTIONS;
     const proxy = new EgressProxy(server, options.socketPath);
     server.on("connection", (socket) => proxy.accept(socket, policy, resolve));
     await new Promise<void>((done, fail) => {
@@ -56,6 +61,8 @@ export class EgressProxy {
     client.on("error", () => client.destroy());
     client.setTimeout(IDLE_TIMEOUT_MS, () => client.destroy());
     let head = Buffer.alloc(0);
+    const headTimer = setTimeout(() => client.destroy(), HEAD_TIMEOUT_MS);
+    client.once("close", () => clearTimeout(headTimer));
     const onData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
       const end = head.indexOf("\r\n\r\n");
@@ -64,6 +71,7 @@ export class EgressProxy {
         return;
       }
       client.off("data", onData);
+      clearTimeout(headTimer);
       client.pause();
       const request = parseRequest(head.subarray(0, end).toString("latin1"));
       const rest = head.subarray(end + 4);
