@@ -373,7 +373,8 @@ export class RunnerHost {
     });
     if (outside === undefined) {
       // The check above is only a first answer: the server reads each file beneath these directories.
-      for (const file of files) Object.defineProperty(file, "confinedTo", { value: allowed, enumerable: false });
+      for (const file of files)
+        Object.defineProperty(file, "confinedTo", { value: allowed, enumerable: false });
       return false;
     }
     this.stop(entry, {
