@@ -172,7 +172,7 @@ export function registerPushRoutes({ app, table, ctx }: RouteDeps): void {
       } else if (typeof body.template === "string") {
         // A model package that needs the user's weights (e.g. a GGUF for llm-gguf).
         const template = await findBuiltin(`replicant/${body.template}`);
-        if (!template || template.listed !== false) {
+        if (template?.listed !== false) {
           throw validationFailed([
             {
               type: "enum",
