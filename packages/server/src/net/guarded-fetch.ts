@@ -7,6 +7,7 @@ import {
   type HostResolver,
   parseOutboundUrl,
   type ResolvedAddress,
+  resolveAllowed,
   systemResolver,
   UrlRefusedError,
 } from "./url-guard.js";
@@ -171,24 +172,12 @@ export function createGuardedConnector(options: {
   const policy = options.policy ?? new AddressPolicy(options.allowPrivate);
   const resolve = options.lookup ?? systemResolver;
   const checkingLookup: LookupFunction = (hostname, lookupOptions: LookupOptions, callback) => {
-    const refusal = policy.checkLocalhostName(hostname);
-    if (refusal) {
-      callback(new UrlRefusedError(refusal), "", 0);
-      return;
-    }
-    resolve(hostname).then(
+    resolveAllowed(hostname, policy, resolve).then(
       (answers) => {
         const usable = answers.filter(
           (a) =>
             lookupOptions.family == null || lookupOptions.family === 0 || a.family === lookupOptions.family,
         );
-        for (const answer of answers) {
-          const why = policy.check(answer.address);
-          if (why) {
-            callback(new UrlRefusedError(`${hostname} resolves to a refused address: ${why}`), "", 0);
-            return;
-          }
-        }
         const first = usable[0];
         if (!first) {
           callback(Object.assign(new Error(`${hostname} has no address`), { code: "ENOTFOUND" }), "", 0);

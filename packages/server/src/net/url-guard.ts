@@ -25,6 +25,25 @@ export class UrlRefusedError extends Error {
   }
 }
 
+/**
+ * Every address `hostname` resolves to, when each is allowed: a `localhost` name, or a name with any
+ * refused answer, is refused (UrlRefusedError). What the connection-time guards dial is one of these.
+ */
+export async function resolveAllowed(
+  hostname: string,
+  policy: AddressPolicy,
+  resolve: HostResolver = systemResolver,
+): Promise<ResolvedAddress[]> {
+  const localhost = policy.checkLocalhostName(hostname);
+  if (localhost) throw new UrlRefusedError(localhost);
+  const answers = await resolve(hostname);
+  for (const answer of answers) {
+    const why = policy.check(answer.address);
+    if (why) throw new UrlRefusedError(`${hostname} resolves to a refused address: ${why}`);
+  }
+  return answers;
+}
+
 export interface OutboundUrlOptions {
   allowPrivate: PrivateAddressPolicy;
 }

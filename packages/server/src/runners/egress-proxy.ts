@@ -6,7 +6,7 @@
 import { chmodSync, chownSync, rmSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { AddressPolicy, type PrivateAddressPolicy, parseIpLiteral } from "../net/address-policy.js";
-import { type HostResolver, systemResolver } from "../net/url-guard.js";
+import { type HostResolver, resolveAllowed, systemResolver, UrlRefusedError } from "../net/url-guard.js";
 
 const MAX_HEAD_BYTES = 16 * 1024;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -88,9 +88,9 @@ export class EgressProxy {
     policy: AddressPolicy,
     resolve: HostResolver,
   ): Promise<void> {
-    const refusal = await checkedAddress(request.host, policy, resolve);
-    if ("why" in refusal) return refuse(client, 403, "Forbidden", refusal.why);
-    const upstream = connect({ host: refusal.address, port: request.port, timeout: CONNECT_TIMEOUT_MS });
+    const checked = await checkedAddress(request.host, policy, resolve);
+    if ("why" in checked) return refuse(client, 403, "Forbidden", checked.why);
+    const upstream = connect({ host: checked.address, port: request.port, timeout: CONNECT_TIMEOUT_MS });
     this.sockets.add(upstream);
     upstream.on("close", () => {
       this.sockets.delete(upstream);
@@ -151,6 +151,7 @@ function parseRequest(head: string): ProxyRequest | undefined {
   };
 }
 
+/** The address to dial for `host`, checked by the SSRF policy, or why there is none. */
 async function checkedAddress(
   host: string,
   policy: AddressPolicy,
@@ -160,20 +161,12 @@ async function checkedAddress(
     const why = policy.check(host);
     return why ? { why } : { address: host };
   }
-  const localhost = policy.checkLocalhostName(host);
-  if (localhost) return { why: localhost };
-  let answers: { address: string }[];
   try {
-    answers = await resolve(host);
-  } catch {
-    return { why: `${host} does not resolve` };
+    const first = (await resolveAllowed(host, policy, resolve))[0];
+    return first ? { address: first.address } : { why: `${host} has no address` };
+  } catch (error) {
+    return { why: error instanceof UrlRefusedError ? error.message : `${host} does not resolve` };
   }
-  for (const answer of answers) {
-    const why = policy.check(answer.address);
-    if (why) return { why: `${host} resolves to a refused address: ${why}` };
-  }
-  const first = answers[0];
-  return first ? { address: first.address } : { why: `${host} has no address` };
 }
 
 function refuse(client: Socket, status: number, title: string, detail: string): void {
