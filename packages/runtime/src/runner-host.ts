@@ -53,7 +53,7 @@ export interface RunnerLaunch {
   /** Named when the process is killed by a signal nobody sent (the kernel's OOM killer). */
   memoryLimitMb?: number;
   /** Called once the process has exited (remove its home, its cgroup…). */
-  release?: () => void;
+  release?: () => void | Promise<void>;
 }
 
 export type RunnerState = "starting" | "ready" | "setup_failed" | "exited";
@@ -165,7 +165,7 @@ export class RunnerHost {
     });
     if (launch?.release) {
       const release = launch.release;
-      void this.exited.then(() => release());
+      void this.exited.then(release).catch(() => undefined);
     }
     if (options.setupTimeoutMs) {
       const timer = setTimeout(() => {

@@ -15,11 +15,12 @@ import {
   readlinkSync,
   realpathSync,
   rmdirSync,
-  rmSync,
   writeFileSync,
 } from "node:fs";
+import { readFile, rm, rmdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { EGRESS_PROXY_PORT, type RunnerLaunch } from "@replicant/runtime";
 import { type CgroupParent, type HostContainment, RUNNER_ID_BASE } from "./host-containment.js";
@@ -120,9 +121,9 @@ export function bundleLaunch(options: BundleLaunchOptions): () => RunnerLaunch {
       fileRoots: [home],
       memoryLimitMb: limits.memoryMb,
       ...(id !== undefined ? { scratchOwner: { uid: id, gid: id } } : {}),
-      release: () => {
-        for (const cgroup of cgroups) removeCgroup(cgroup.dir);
-        rmSync(home, { recursive: true, force: true });
+      release: async () => {
+        await Promise.all(cgroups.map((cgroup) => removeCgroup(cgroup.dir)));
+        await rm(home, { recursive: true, force: true });
       },
     };
   };
@@ -256,7 +257,12 @@ function createCgroups(
       if (id !== undefined) chownSync(join(dir, "cgroup.procs"), id, id);
       created.push({ dir, controllers: parent.controllers });
     } catch {
-      removeCgroup(dir);
+      // Just made and empty: nothing to wait for.
+      try {
+        rmdirSync(dir);
+      } catch {
+        // never made
+      }
     }
   }
   return created;
@@ -292,13 +298,12 @@ function writeLimits(version: 1 | 2, controller: string, dir: string, limits: Ru
   }
 }
 
-/** Kills what is left in a runner's cgroup (v1 has no cgroup.kill) and removes it. */
-function removeCgroup(dir: string): void {
-  if (!existsSync(dir)) return;
-  for (let attempt = 0; attempt < 20; attempt++) {
+/** Kills what is left in a runner's cgroup (v1 has no cgroup.kill) and removes it once it is empty. */
+async function removeCgroup(dir: string): Promise<void> {
+  for (let attempt = 0; attempt < 20 && existsSync(dir); attempt++) {
     let pids: number[] = [];
     try {
-      pids = readFileSync(join(dir, "cgroup.procs"), "utf8").split("\n").filter(Boolean).map(Number);
+      pids = (await readFile(join(dir, "cgroup.procs"), "utf8")).split("\n").filter(Boolean).map(Number);
     } catch {
       // gone already
     }
@@ -310,14 +315,10 @@ function removeCgroup(dir: string): void {
       }
     }
     try {
-      rmdirSync(dir);
+      await rmdir(dir);
       return;
     } catch {
-      // its processes are still exiting
-      const until = Date.now() + 10;
-      while (Date.now() < until) {
-        /* a short synchronous wait: release runs once per process exit */
-      }
+      await sleep(10); // its processes are still exiting
     }
   }
 }
