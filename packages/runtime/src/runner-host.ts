@@ -364,9 +364,10 @@ export class RunnerHost {
   private refusesFiles(entry: InFlight, value: unknown): boolean {
     const roots = this.launch?.fileRoots;
     if (!roots) return false;
+    const files = fileValues(value);
+    if (files.length === 0) return false;
     const allowed = [...roots, ...(entry.request.scratchDir ? [entry.request.scratchDir] : [])];
     const prefixes = allowed.map((root) => realOrSelf(root) + sep);
-    const files = fileValues(value);
     const outside = files.find((file) => {
       const real = realOrSelf(file.path);
       return !prefixes.some((root) => real.startsWith(root));

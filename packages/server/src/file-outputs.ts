@@ -81,6 +81,8 @@ export class FileOutputs {
     file: FileValue,
     scratchDir?: string,
     pending?: FileRecord[],
+    /** A descriptor of a contained runner's file, already opened beneath its directories (closed here). */
+    openedFd?: number,
   ): Promise<FileRecord> {
     const { blobs, store, config } = this.ctx;
     const contentType = file.content_type ?? contentTypeFor(file.path);
@@ -89,7 +91,7 @@ export class FileOutputs {
     let info: { size: number; sha256: string };
     if (file.confinedTo) {
       // A contained runner's file: read through a descriptor opened beneath its directories, never moved.
-      const fd = openBeneath(file.path, file.confinedTo);
+      const fd = openedFd ?? openBeneath(file.path, file.confinedTo);
       info = await blobs.put(blobKey, createReadStream("", { fd, autoClose: true }));
     } else {
       statSync(file.path);
@@ -123,30 +125,31 @@ export class FileOutputs {
     pending: FileRecord[] | undefined,
   ): Promise<string> {
     const { config, urls } = this.ctx;
-    const plainHttp = urls.base.startsWith("http:");
-    if (file.confinedTo && config.fileOutputs === "auto" && plainHttp) {
-      const fd = openBeneath(file.path, file.confinedTo);
-      try {
-        if (fstatSync(fd).size <= config.dataUriLimit) {
-          const contentType = file.content_type ?? contentTypeFor(file.path);
-          return `data:${contentType};base64,${readFileSync(fd).toString("base64")}`;
-        }
-      } finally {
-        closeSync(fd);
+    const inline = config.fileOutputs === "auto" && urls.base.startsWith("http:");
+    // A contained runner's file is read only through a descriptor opened beneath its directories, once.
+    const fd = file.confinedTo ? openBeneath(file.path, file.confinedTo) : undefined;
+    let handedOver = false;
+    try {
+      const size = !inline
+        ? Number.POSITIVE_INFINITY
+        : fd !== undefined
+          ? fstatSync(fd).size
+          : statSync(file.path).size;
+      if (size <= config.dataUriLimit) {
+        // Inline, the output is the data URI itself, kept (and removed at retention) with the prediction:
+        // no blob, file record or fsync besides, since nothing would ever refer to them.
+        const bytes =
+          fd !== undefined || size <= SYNC_IO_BYTES
+            ? readFileSync(fd ?? file.path)
+            : await readFile(file.path);
+        const contentType = file.content_type ?? contentTypeFor(file.path);
+        return `data:${contentType};base64,${bytes.toString("base64")}`;
       }
+      handedOver = true;
+      return this.downloadUrl(record, await this.storeFile(record, file, scratchDir, pending, fd));
+    } finally {
+      if (fd !== undefined && !handedOver) closeSync(fd);
     }
-    const size =
-      config.fileOutputs === "auto" && plainHttp && !file.confinedTo
-        ? statSync(file.path).size
-        : Number.POSITIVE_INFINITY;
-    if (size <= config.dataUriLimit) {
-      // Inline, the output is the data URI itself, kept (and removed at retention) with the prediction:
-      // no blob, file record or fsync besides, since nothing would ever refer to them.
-      const bytes = size <= SYNC_IO_BYTES ? readFileSync(file.path) : await readFile(file.path);
-      const contentType = file.content_type ?? contentTypeFor(file.path);
-      return `data:${contentType};base64,${bytes.toString("base64")}`;
-    }
-    return this.downloadUrl(record, await this.storeFile(record, file, scratchDir, pending));
   }
 
   async downloadUrl(record: PredictionRecord, file: FileRecord): Promise<string> {
