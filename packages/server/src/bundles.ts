@@ -9,6 +9,8 @@ import { newId } from "./ids.js";
 
 const MAX_ENTRIES = 20_000;
 const MAX_BYTES = 2 * 1024 * 1024 * 1024;
+/** Set-user-id, set-group-id, group-write and other-write. */
+const READ_ONLY_FOR_OTHERS_MASK = 0o6022;
 
 /** A path inside a bundle, given by a user: relative, no `..`, no absolute or drive paths. */
 export function isSafeRelativePath(path: string): boolean {
@@ -26,7 +28,8 @@ export function isSafeRelativePath(path: string): boolean {
 
 /**
  * Unpacks a predictor bundle (a .tar.gz of a predictor directory) into `target`, refusing anything that
- * could land outside it: absolute paths, `..`, links, devices. Entry count and bytes are capped.
+ * could land outside it: absolute paths, `..`, links, devices. Entry count and bytes are capped; modes lose
+ * their set-id and group/other write bits.
  * Returns the directory; an existing complete extraction is reused.
  */
 export async function extractBundle(blobs: BlobStore, blobKey: string, target: string): Promise<string> {
@@ -61,6 +64,9 @@ export async function extractBundle(blobs: BlobStore, blobKey: string, target: s
           refusals.push(`${path}: paths must stay inside the bundle`);
           return false;
         }
+        // Whatever the archive says: no set-id bits, nothing writable by group or others (the runners).
+        const written = entry as { mode?: number };
+        if (typeof written.mode === "number") written.mode &= ~READ_ONLY_FOR_OTHERS_MASK;
         return true;
       },
     });

@@ -13,7 +13,6 @@ import type { FileOutputs } from "./file-outputs.js";
 import { newId, newVersionId } from "./ids.js";
 import {
   bundleLaunch,
-  makeReadOnlyForOthers,
   runnerId,
   shareBundleWithRunners,
   shareWeightsWithRunners,
@@ -203,7 +202,6 @@ export class RunnerRegistry implements RunnerResolver {
     const dirs = await this.runnerDirectories();
     const host = hostContainment();
     const bundleDir = await extractBundle(this.ctx.blobs, spec.bundle, join(dirs.bundles, versionId));
-    makeReadOnlyForOthers(bundleDir);
     shareBundleWithRunners(bundleDir, versionId, host.root);
     const predictorPath = await predictorInBundle(bundleDir, spec.predictor);
     let sharedWeights: string | undefined;

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -170,6 +170,28 @@ describe("the push permission (default policy)", () => {
     assert.notEqual((wrong as { code?: number }).code ?? 0, 0);
     assert.match((wrong as { stderr: string }).stderr, /unknown permission admin/);
   });
+
+  it(
+    "unpacks a bundle without set-id bits or group/other write, whatever modes its archive gives",
+    inProcessOnly("reads the unpacked bundle in the data directory"),
+    async () => {
+      const dir = join(work, "modes");
+      await mkdir(join(dir, "dist"), { recursive: true });
+      await writeFile(join(dir, "dist", "predict.js"), SOURCE);
+      await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));
+      await chmod(join(dir, "dist", "predict.js"), 0o6777);
+      await chmod(join(dir, "dist"), 0o777);
+      const archive = join(work, "modes.tar.gz");
+      await create({ gzip: true, file: archive, cwd: dir }, ["dist", "package.json"]);
+      const pushed = await push(server, server.token, "local", await readFile(archive));
+      assert.equal(pushed.status, 201, JSON.stringify(pushed.json));
+      const unpacked = join(server.dataDir, "cache", "bundles", pushed.json?.id as string, "dist");
+      for (const path of [unpacked, join(unpacked, "predict.js")]) {
+        const mode = (await stat(path)).mode & 0o7777;
+        assert.equal(mode & 0o6022, 0, `${path}: mode ${mode.toString(8)}`);
+      }
+    },
+  );
 
   it(
     "refuses a corrupt bundle with its cause, leaves no staging directory and shows no server path",

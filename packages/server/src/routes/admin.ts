@@ -1,3 +1,4 @@
+import type { FastifyRequest } from "fastify";
 import type { AccountPermission, AccountRecord } from "../backends/types.js";
 import { ensureAccount, issueToken } from "../bootstrap.js";
 import { badRequest, conflict, notFound, ProblemError } from "../errors.js";
@@ -35,7 +36,7 @@ export function registerAdminRoutes({ app, table, ctx }: RouteDeps): void {
   });
 
   /** The account named in the path, for the default account only (grants are the operator's decision). */
-  const grantee = async (request: Parameters<typeof accountOf>[0]) => {
+  const grantee = async (request: FastifyRequest) => {
     if (accountOf(request).username !== config.defaultUsername)
       throw new ProblemError(403, "Forbidden", "Only the server's default account can grant permissions");
     const username = params(request).username ?? "";
@@ -43,7 +44,7 @@ export function registerAdminRoutes({ app, table, ctx }: RouteDeps): void {
     if (!account) throw notFound("Account not found");
     return account;
   };
-  const permissionOf = (request: Parameters<typeof accountOf>[0]): AccountPermission => {
+  const permissionOf = (request: FastifyRequest): AccountPermission => {
     const permission = params(request).permission ?? "";
     if (!PERMISSIONS.includes(permission as AccountPermission))
       throw notFound(

@@ -10,7 +10,6 @@ import {
   existsSync,
   lstatSync,
   mkdirSync,
-  readdirSync,
   readFileSync,
   readlinkSync,
   realpathSync,
@@ -320,16 +319,5 @@ async function removeCgroup(dir: string): Promise<void> {
     } catch {
       await sleep(10); // its processes are still exiting
     }
-  }
-}
-
-/** Clears group/other write and set-id bits in a directory tree (a bundle is read-only to its runners). */
-export function makeReadOnlyForOthers(dir: string): void {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isSymbolicLink()) continue;
-    const mode = lstatSync(path).mode & 0o7777;
-    if (mode & 0o6022) chmodSync(path, mode & ~0o6022);
-    if (entry.isDirectory()) makeReadOnlyForOthers(path);
   }
 }

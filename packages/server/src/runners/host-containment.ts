@@ -45,7 +45,7 @@ function detect(): HostContainment {
     setpriv,
     prlimit: findProgram("prlimit"),
     unshare: root ? findProgram("unshare") : undefined,
-    cgroups: root || process.platform === "linux" ? writableCgroups() : [],
+    cgroups: process.platform === "linux" ? writableCgroups() : [],
   };
 }
 
